@@ -1,0 +1,99 @@
+"""Every error the project raises on purpose, in one tree.
+
+Foreign exceptions (OSError, tomllib, httpx, TinyDB, sendgrid...) are caught at
+the boundary where they happen and re-raised as one of these with
+``raise ... from e``, so callers only ever need to know this module.  Each
+message says what went wrong *and what to do about it*; the CLI prints it on one
+line without a traceback.
+
+    NewsletterError
+    ├── ConfigError            newsletter.toml is missing, unreadable or invalid
+    ├── ProfileError           one profile file is invalid (file, line, fix)
+    ├── StoreError             the data folder cannot be used
+    │   ├── StoreCorruptError  a database file exists but cannot be read
+    │   └── StoreLockedError   another process is writing to the data folder
+    ├── SourceError            one source could not be fetched or parsed
+    │   ├── FetchError         network, HTTP status, timeout, size cap, SSRF guard
+    │   └── ParseError         the bytes are not a feed we understand
+    ├── RenderError            a template is missing or broken
+    └── DeliveryError          one email could not be handed over
+        ├── PermanentDeliveryError   retrying will not help (bad address, auth)
+        ├── TransientDeliveryError   retry later (rate limit, 5xx, refused)
+        └── AmbiguousDeliveryError   it may or may not have been sent: never resend
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class NewsletterError(Exception):
+    """Base class: catch this to catch everything the project raises on purpose."""
+
+
+class ConfigError(NewsletterError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class ProfileError(NewsletterError):
+    """A profile file is invalid; carries the file and line so editors can jump there."""
+
+    def __init__(self, path: Path | str, line: int | None, message: str, *, line_in_message: bool = False) -> None:
+        self.path = Path(path)
+        self.line = line
+        """The first offending line, for editors; None when it cannot be known."""
+        self.detail = message
+        where = f"{self.path}" + (f" line {line}" if line and not line_in_message else "")
+        super().__init__(f"{where}: {message}")
+
+
+class StoreError(NewsletterError):
+    """The data folder or one of its files cannot be used."""
+
+
+class StoreCorruptError(StoreError):
+    """A database file exists but cannot be read; it is never silently reset."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the data folder's write lock."""
+
+
+class SourceError(NewsletterError):
+    """One source failed; the run goes on with the others."""
+
+
+class FetchError(SourceError):
+    """The source could not be downloaded."""
+
+
+class ParseError(SourceError):
+    """The downloaded bytes are not a feed we understand."""
+
+
+class RenderError(NewsletterError):
+    """A template is missing or cannot be rendered."""
+
+
+class DeliveryError(NewsletterError):
+    """One email could not be handed to the mail backend."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying will not help: bad address, bad credentials, message rejected."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying later: rate limit, server error, connection refused."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AmbiguousDeliveryError(DeliveryError):
+    """The request went out but no answer came back: it may have been sent.
+
+    Such a send is recorded as *uncertain* and never retried automatically,
+    because SendGrid has no idempotency key and a retry could be a second email.
+    """

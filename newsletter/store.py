@@ -1,0 +1,421 @@
+"""The TinyDB store: entries, profiles and source state, written crash-safely.
+
+TinyDB's own JSON storage writes in place (write, flush, truncate): a kill in
+between leaves a file nobody can read, and two processes lose each other's
+updates.  :class:`AtomicJSONStorage` instead writes a temp file, fsyncs it and
+``os.replace``-s it over the old one, so a reader sees the old file or the new
+one, never half of each.  A file lock makes the data folder single-writer; a
+read-only store takes no lock and reads the last complete file.
+
+TinyDB rewrites the whole file on every write, so writes happen in batches:
+:meth:`Store.batch` defers them and commits once at the end (all or nothing).
+The delivery ledger, which needs one durable write per email, lives in SQLite
+(:mod:`newsletter.ledger`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import filelock
+from tinydb import TinyDB
+from tinydb.storages import Storage
+from tinydb.table import Table
+
+from .errors import StoreCorruptError, StoreError, StoreLockedError
+from .types import Entry, Profile
+
+DB_FILE = "newsletter.json"
+LOCK_FILE = "newsletter.lock"
+
+
+class AtomicJSONStorage(Storage):
+    """A TinyDB storage that replaces the file atomically and can defer writes.
+
+    Reads are served from memory after the first load.  Inside :meth:`deferred`
+    writes only mark the data dirty; the file is written once when the
+    outermost block ends without an exception, and dropped if it raises.
+    """
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._data: dict[str, dict[str, Any]] | None = None
+        self._depth = 0
+        self._dirty = False
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def _load(self) -> dict[str, dict[str, Any]] | None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise StoreError(f"{self.path}: cannot read ({e.strerror}); check permissions") from e
+        if not raw.strip():
+            raise StoreCorruptError(
+                f"{self.path} is empty; it was not written by newsletter. "
+                "Restore it from a backup or move it away to start afresh"
+            )
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise StoreCorruptError(
+                f"{self.path} is not readable JSON ({e}); restore it from a backup or move it "
+                "away to start afresh (it is never reset automatically)"
+            ) from e
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise StoreCorruptError(f"{self.path} is JSON but not a TinyDB database; move it away")
+        return data
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path} was opened read-only; this is a bug, please report it")
+        self._data = data
+        if self._depth:
+            self._dirty = True
+        else:
+            self._flush()
+
+    def _flush(self) -> None:
+        assert self._data is not None
+        payload = json.dumps(self._data, ensure_ascii=False, separators=(",", ":")).encode()
+        atomic_write(self.path, payload)
+        self._dirty = False
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self._data, self._dirty = None, False  # roll back to what is on disk
+            raise
+        self._depth -= 1
+        if self._depth == 0 and self._dirty:
+            self._flush()
+
+    def close(self) -> None:
+        pass
+
+
+def atomic_write(path: Path, payload: bytes) -> None:
+    """Write *payload* to *path* so that a crash leaves the old or the new file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class _Table(Table):
+    """A TinyDB table keyed by our own string ids (entry ids, reader ids).
+
+    TinyDB's built-in operations rewrite the table once per document; these two
+    methods read or change the whole table in one go, which with
+    :class:`AtomicJSONStorage` is one atomic write per batch.
+    """
+
+    document_id_class = str  # type: ignore[assignment]
+
+    def docs(self) -> dict[str, dict[str, Any]]:
+        return dict(self._read_table())  # type: ignore[arg-type]
+
+    def mutate(self, change: Callable[[dict[str, Any]], None]) -> None:
+        self._update_table(change)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What we remember about one source between runs."""
+
+    name: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    failures: int = 0
+    """Consecutive failures; 0 after any success."""
+    last_date: str | None = None
+    """Date-addressed sources (HF): the last date fetched successfully."""
+
+
+class Store:
+    """Entries, profiles and source state in one TinyDB file under the data folder."""
+
+    def __init__(self, data_dir: Path, *, read_only: bool = False) -> None:
+        self.data_dir = data_dir
+        self.read_only = read_only
+        self._lock: filelock.BaseFileLock | None = None
+        if not read_only:
+            try:
+                data_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create data folder {data_dir} ({e.strerror})") from e
+            self._lock = filelock.FileLock(str(data_dir / LOCK_FILE), timeout=0)
+            try:
+                self._lock.acquire()
+            except filelock.Timeout as e:
+                raise StoreLockedError(
+                    f"another newsletter process is using {data_dir}; wait for it to finish "
+                    "or stop it (only one process may write the data folder)"
+                ) from e
+        self.storage = AtomicJSONStorage(data_dir / DB_FILE, read_only=read_only)
+        try:
+            self.storage.read()  # fail now, naming the file, if it is corrupt
+        except BaseException:
+            self.close()
+            raise
+        self.db = TinyDB(storage=lambda: self.storage)
+        self.db.table_class = _Table
+        self.entries = self._table("entries")
+        self.profiles = self._table("profiles")
+        self.sources = self._table("sources")
+        self.feeds = self._table("feeds")
+
+    def _table(self, name: str) -> _Table:
+        table = self.db.table(name, cache_size=0)
+        assert isinstance(table, _Table)
+        return table
+
+    def close(self) -> None:
+        if self._lock is not None and self._lock.is_locked:
+            self._lock.release()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group writes into one atomic file write (rolled back on error)."""
+        with self.storage.deferred():
+            yield
+
+    # -- entries ---------------------------------------------------------------
+
+    def get_entries(self, ids: Iterable[str] | None = None) -> dict[str, Entry]:
+        table = self.entries.docs()
+        wanted = table.keys() if ids is None else (i for i in ids if i in table)
+        return {i: entry_from_doc(table[i]) for i in wanted}
+
+    def entries_since(self, since: datetime | None) -> list[Entry]:
+        """Entries first seen after *since* (all when None), oldest first."""
+        out = [e for e in self.get_entries().values() if since is None or e.first_seen > since]
+        out.sort(key=lambda e: (e.first_seen, e.id))
+        return out
+
+    def put_entries(self, entries: Iterable[Entry]) -> int:
+        """Insert or replace entries by id, in one write."""
+        docs = {e.id: entry_to_doc(e) for e in entries}
+        if not docs:
+            return 0
+
+        def apply(table: dict[str, Any]) -> None:
+            table.update(docs)
+
+        self.entries.mutate(apply)
+        return len(docs)
+
+    def prune_entries(self, before: datetime) -> int:
+        """Forget entries first seen before *before*; returns how many."""
+        cutoff = before.isoformat()
+        removed = 0
+
+        def apply(table: dict[str, Any]) -> None:
+            nonlocal removed
+            for key in [k for k, d in table.items() if d["first_seen"] < cutoff]:
+                del table[key]
+                removed += 1
+
+        self.entries.mutate(apply)
+        return removed
+
+    # -- profiles --------------------------------------------------------------
+
+    def sync_profiles(self, profiles: Iterable[Profile]) -> None:
+        """Make the profiles table match the files: one write, stale readers removed."""
+        docs = {p.id: profile_to_doc(p) for p in profiles}
+
+        def apply(table: dict[str, Any]) -> None:
+            table.clear()
+            table.update(docs)
+
+        self.profiles.mutate(apply)
+
+    def profile_docs(self) -> dict[str, dict[str, Any]]:
+        return self.profiles.docs()
+
+    def set_paused(self, reader: str, paused: bool) -> None:
+        def apply(table: dict[str, Any]) -> None:
+            if reader in table:
+                table[reader] = {**table[reader], "paused": paused}
+
+        self.profiles.mutate(apply)
+
+    # -- feeds -------------------------------------------------------------------
+
+    def feed_items(self, reader: str) -> list[dict[str, Any]]:
+        """The reader's recent matches, newest first: ``{id, score, reasons, at}``."""
+        doc = self.feeds.docs().get(reader)
+        return list(doc["items"]) if doc else []
+
+    def add_feed_items(self, items: Mapping[str, list[dict[str, Any]]], keep: int) -> None:
+        """Prepend each reader's new matches to their feed, keeping the newest *keep*."""
+
+        def apply(table: dict[str, Any]) -> None:
+            for reader, new in items.items():
+                old = table.get(reader, {}).get("items", [])
+                fresh = {i["id"] for i in new}
+                table[reader] = {"items": (new + [i for i in old if i["id"] not in fresh])[:keep]}
+
+        if items:
+            self.feeds.mutate(apply)
+
+    # -- sources ---------------------------------------------------------------
+
+    def source_state(self, name: str) -> SourceState:
+        doc = self.sources.docs().get(name)
+        return _state_from_doc(name, doc) if doc else SourceState(name=name)
+
+    def source_states(self) -> dict[str, SourceState]:
+        return {k: _state_from_doc(k, d) for k, d in self.sources.docs().items()}
+
+    def put_source_states(self, states: Iterable[SourceState]) -> None:
+        docs = {s.name: _state_to_doc(s) for s in states}
+
+        def apply(table: dict[str, Any]) -> None:
+            table.update(docs)
+
+        self.sources.mutate(apply)
+
+
+# -- (de)serialisation: dataclasses <-> JSON documents --------------------------
+
+
+def _dt(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _parse_dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def entry_to_doc(e: Entry) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "title": e.title,
+        "summary": e.summary,
+        "link": e.link,
+        "first_seen": _dt(e.first_seen),
+        "authors": list(e.authors),
+        "categories": list(e.categories),
+        "arxiv_id": e.arxiv_id,
+        "version": e.version,
+        "doi": e.doi,
+        "published": _dt(e.published),
+        "updated": _dt(e.updated),
+        "upvotes": e.upvotes,
+        "code_url": e.code_url,
+        "project_url": e.project_url,
+        "sources": list(e.sources),
+    }
+
+
+def entry_from_doc(d: Mapping[str, Any]) -> Entry:
+    first_seen = _parse_dt(d["first_seen"])
+    assert first_seen is not None
+    return Entry(
+        id=d["id"],
+        title=d["title"],
+        summary=d["summary"],
+        link=d["link"],
+        first_seen=first_seen,
+        authors=tuple(d.get("authors", ())),
+        categories=tuple(d.get("categories", ())),
+        arxiv_id=d.get("arxiv_id"),
+        version=d.get("version"),
+        doi=d.get("doi"),
+        published=_parse_dt(d.get("published")),
+        updated=_parse_dt(d.get("updated")),
+        upvotes=d.get("upvotes"),
+        code_url=d.get("code_url"),
+        project_url=d.get("project_url"),
+        sources=tuple(d.get("sources", ())),
+    )
+
+
+def profile_to_doc(p: Profile) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "email": p.email,
+        "name": p.name,
+        "timezone": p.timezone,
+        "send_at": p.send_at.strftime("%H:%M"),
+        "frequency": p.frequency,
+        "max_items": p.max_items,
+        "min_score": p.min_score,
+        "skip_empty": p.skip_empty,
+        "paused": p.paused,
+        "path": str(p.path) if p.path else None,
+        "interests": {
+            "keywords": [[k.text, k.weight] for k in p.interests.keywords],
+            "exclude": list(p.interests.exclude),
+            "authors": list(p.interests.authors),
+            "categories": list(p.interests.categories),
+            "papers": list(p.interests.papers),
+        },
+    }
+
+
+def _state_to_doc(s: SourceState) -> dict[str, Any]:
+    return {
+        "etag": s.etag,
+        "last_modified": s.last_modified,
+        "last_attempt": _dt(s.last_attempt),
+        "last_success": _dt(s.last_success),
+        "last_error": s.last_error,
+        "failures": s.failures,
+        "last_date": s.last_date,
+    }
+
+
+def _state_from_doc(name: str, d: Mapping[str, Any]) -> SourceState:
+    return replace(
+        SourceState(name=name),
+        etag=d.get("etag"),
+        last_modified=d.get("last_modified"),
+        last_attempt=_parse_dt(d.get("last_attempt")),
+        last_success=_parse_dt(d.get("last_success")),
+        last_error=d.get("last_error"),
+        failures=int(d.get("failures", 0)),
+        last_date=d.get("last_date"),
+    )

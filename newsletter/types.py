@@ -1,0 +1,231 @@
+"""The values that flow between pipeline stages.
+
+All frozen: a stage receives data, never a handle it could change behind
+another stage's back.  What a parser returns (:class:`EntryData`, one item of
+one feed) is a different type from what the rest of the pipeline consumes
+(:class:`Entry`, one paper merged across sources and stored), as in
+lemon24/reader.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class EntryData:
+    """One item as a source adapter parsed it, before merging and storing."""
+
+    source: str
+    """Name of the configured source it came from."""
+    guid: str
+    title: str
+    summary: str
+    """Plain text (feed HTML is sanitised and flattened by the adapter)."""
+    link: str
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    arxiv_id: str | None = None
+    """Canonical arXiv id without version, e.g. ``2401.01234``."""
+    version: int | None = None
+    doi: str | None = None
+    announce_type: str | None = None
+    """arXiv: ``new``, ``cross``, ``replace`` or ``replace-cross``."""
+    published: datetime | None = None
+    upvotes: int | None = None
+    code_url: str | None = None
+    project_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One paper or post, merged across sources; what ranking and rendering see."""
+
+    id: str
+    """Canonical key: ``arxiv:2401.01234``, ``doi:10.1/x`` or ``title:<hash>``."""
+    title: str
+    summary: str
+    link: str
+    first_seen: datetime
+    """When any source first showed it to us (UTC); used for 'new since'."""
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    arxiv_id: str | None = None
+    version: int | None = None
+    doi: str | None = None
+    published: datetime | None = None
+    updated: datetime | None = None
+    upvotes: int | None = None
+    code_url: str | None = None
+    project_url: str | None = None
+    sources: tuple[str, ...] = ()
+
+    @property
+    def pdf_url(self) -> str | None:
+        return f"https://arxiv.org/pdf/{self.arxiv_id}" if self.arxiv_id else None
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    text: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Interests:
+    keywords: tuple[Keyword, ...] = ()
+    exclude: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    papers: tuple[str, ...] = ()
+    """Seed papers by canonical arXiv id: 'more like these'."""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One reader, as validated from their profile file."""
+
+    id: str
+    """The profile file's stem; stable, used in the ledger and feed URLs."""
+    email: str
+    name: str
+    timezone: str
+    send_at: time
+    frequency: str
+    """``daily`` or ``weekly:mon`` .. ``weekly:sun``."""
+    interests: Interests
+    max_items: int = 15
+    min_score: float = 0.0
+    skip_empty: bool = True
+    paused: bool = False
+    path: Path | None = None
+
+
+class ReasonKind(enum.StrEnum):
+    KEYWORD = "keyword"
+    AUTHOR = "author"
+    CATEGORY = "category"
+    PAPER = "paper"
+    POPULAR = "popular"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One human-readable reason a paper was picked."""
+
+    kind: ReasonKind
+    text: str
+    """Ready to show, e.g. ``"quantization" in title``."""
+    term: str | None = None
+    """What in the profile matched (a keyword, an author, a seed paper id)."""
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    entry: Entry
+    score: float
+    reasons: tuple[Reason, ...]
+
+    @property
+    def reason_line(self) -> str:
+        return "; ".join(r.text for r in self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """What one reader gets for one due period."""
+
+    profile: Profile
+    period: str
+    """The due period's key: ``2026-11-23`` (daily) or ``2026-W48`` (weekly)."""
+    day: date
+    """The reader's local date the digest is for."""
+    matches: tuple[Match, ...]
+    generated_at: datetime
+    notes: tuple[str, ...] = ()
+    """Operator-visible remarks shown in the footer (e.g. a failing source)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """A rendered digest, ready for any backend; rendering never sends."""
+
+    to: str
+    to_name: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra headers (Message-ID, List-Unsubscribe ...), set by delivery."""
+
+
+class DeliveryStatus(enum.StrEnum):
+    PLANNED = "planned"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One ledger row: one reader, one due period."""
+
+    reader: str
+    period: str
+    status: DeliveryStatus
+    entry_ids: tuple[str, ...] = ()
+    message_id: str | None = None
+    error: str | None = None
+    backend: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceResult:
+    """The outcome of fetching one source; the error is a value, not a raise."""
+
+    source: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    error: str | None = None
+    not_modified: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """The outcome of one reader's delivery in a run."""
+
+    reader: str
+    status: DeliveryStatus
+    period: str | None = None
+    items: int = 0
+    detail: str | None = None
+    path: Path | None = None
+    """Outbox backend: where the .eml landed."""
+    already: bool = False
+    """True when the ledger already had this period: nothing was done now."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """Everything a run did, for the CLI to print and tests to check."""
+
+    sources: tuple[SourceResult, ...] = ()
+    deliveries: tuple[DeliveryResult, ...] = ()
+    profile_errors: tuple[str, ...] = ()
+    feeds: tuple[Path, ...] = field(default_factory=tuple)

@@ -1,0 +1,56 @@
+"""Shared fixtures: real temporary folders, the bundled sample feeds, a fixed clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import Settings, default_settings
+
+SAMPLES = Path(str(resources.files("newsletter") / "samples"))
+DATA = Path(__file__).parent / "data"
+
+
+class Clock:
+    """A controllable clock: tests move it; nothing sleeps."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded defaults rooted in a temp dir, with the three demo readers."""
+    s = default_settings(tmp_path)
+    s.paths.profiles_dir.mkdir(parents=True)
+    for name in ("ada", "grace", "alan"):
+        (s.paths.profiles_dir / f"{name}.toml").write_text((SAMPLES / "profiles" / f"{name}.toml").read_text())
+    return s
+
+
+@pytest.fixture
+def arxiv_bytes() -> bytes:
+    return (SAMPLES / "arxiv_cs.rss").read_bytes()
+
+
+@pytest.fixture
+def hf_bytes() -> bytes:
+    return (SAMPLES / "hf_daily_papers.json").read_bytes()
+
+
+@pytest.fixture
+def no_secret_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("NEWSLETTER_SECRET", raising=False)
+    yield

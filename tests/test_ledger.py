@@ -1,0 +1,54 @@
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from newsletter.ledger import Ledger
+from newsletter.types import DeliveryStatus
+
+NOW = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
+
+
+def test_claim_then_sent_is_final(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    assert ledger.claim("ada", "2026-11-23", ["arxiv:1", "arxiv:2"], "outbox", NOW)
+    assert not ledger.claim("ada", "2026-11-23", ["arxiv:3"], "outbox", NOW), "a second claim must lose"
+    ledger.mark_sent("ada", "2026-11-23", "<id@example.org>", NOW)
+    row = ledger.get("ada", "2026-11-23")
+    assert row is not None and row.status is DeliveryStatus.SENT and row.message_id == "<id@example.org>"
+    assert ledger.delivered_ids("ada") == {"arxiv:1", "arxiv:2"}
+    assert not ledger.claim("ada", "2026-11-23", ["arxiv:3"], "outbox", NOW)
+
+
+def test_transient_failure_frees_the_period_and_its_entries(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.claim("ada", "p", ["arxiv:1"], "sendgrid", NOW)
+    ledger.mark_failed("ada", "p", "429", NOW, retry=True)
+    assert ledger.delivered_ids("ada") == set()
+    assert ledger.claim("ada", "p", ["arxiv:1"], "sendgrid", NOW + timedelta(minutes=1))
+
+
+def test_permanent_failure_is_not_retried(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.claim("ada", "p", ["arxiv:1"], "sendgrid", NOW)
+    ledger.mark_failed("ada", "p", "400 bad address", NOW, retry=False)
+    assert not ledger.claim("ada", "p", ["arxiv:1"], "sendgrid", NOW)
+    assert ledger.get("ada", "p").status is DeliveryStatus.FAILED  # type: ignore[union-attr]
+
+
+def test_a_send_interrupted_by_a_crash_becomes_uncertain_not_resent(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.claim("ada", "p", ["arxiv:1"], "sendgrid", NOW)
+    ledger.close()  # the process dies here, mid-send
+
+    after = Ledger(tmp_path)
+    recovered = after.recover(NOW + timedelta(hours=1))
+    assert [(d.reader, d.status) for d in recovered] == [("ada", DeliveryStatus.SENDING)]
+    assert after.get("ada", "p").status is DeliveryStatus.UNCERTAIN  # type: ignore[union-attr]
+    assert not after.claim("ada", "p", ["arxiv:1"], "sendgrid", NOW)
+    assert after.delivered_ids("ada") == {"arxiv:1"}, "uncertain entries must not be repeated"
+
+
+def test_skipped_period_is_recorded_once(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    assert ledger.mark_skipped("ada", "p", "nothing matched", NOW)
+    assert not ledger.mark_skipped("ada", "p", "nothing matched", NOW)
+    assert ledger.rows(status=DeliveryStatus.SKIPPED)[0].error == "nothing matched"
