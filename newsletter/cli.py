@@ -15,12 +15,13 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__
+from . import __version__, logs
 from . import profiles as profile_files
 from .config import DEFAULT_CONFIG, Settings, default_settings, load_settings
 from .errors import NewsletterError
 from .pipeline import App, make_app
-from .types import DeliveryStatus, RunReport
+from .store import SourceState
+from .types import DeliveryStatus, RunReport, SourceResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -173,17 +174,63 @@ def fetch(ctx: click.Context) -> None:
     """
     settings = _settings(ctx)
     with make_app(settings) as app:
-        results = app.fetch()
-    _print_report(RunReport(sources=tuple(results)), settings)
+        before = app.store.source_states()
+        if len(settings.sources) >= PROGRESS_FROM and sys.stderr.isatty():
+            with click.progressbar(length=len(settings.sources), label="fetching", file=sys.stderr) as bar:
+                app.fetcher.progress = lambda *_: bar.update(1)
+                results = app.fetch()
+        else:
+            results = app.fetch()
+        after = app.store.source_states()
+    for line in fetch_table(results, before, after):
+        click.echo(line.rstrip())
     if results and all(not r.ok for r in results):
-        raise NewsletterError("every source failed; see the lines above")
+        raise NewsletterError("every source failed; see the table above")
+
+
+PROGRESS_FROM = 5
+"""Sources from which `newsletter fetch` shows a progress bar (on a terminal)."""
+
+
+def fetch_table(
+    results: list[SourceResult], before: dict[str, SourceState], after: dict[str, SourceState]
+) -> list[str]:
+    """One row per source: status, counts, and why it failed or what is missing."""
+    rows = [["source", "status", "new", "updated", "unchanged", "detail"]]
+    for r in results:
+        state = after.get(r.source) or SourceState(r.source)
+        notes = []
+        if r.error:
+            status = "FAILED"
+            notes.append(r.error)
+            if state.failures > 1:
+                notes.append(f"{state.failures} failures in a row")
+        elif r.not_modified:
+            status = "unchanged"
+            notes.append("304 Not Modified")
+        else:
+            status = "ok"
+        seen = set((before.get(r.source) or SourceState(r.source)).missed_dates)
+        missed = [d for d in state.missed_dates if d not in seen]
+        if missed:
+            notes.append(f"missed the listings of {', '.join(missed)} (no longer in the feed)")
+        counted = not r.not_modified and (r.ok or r.new or r.updated or r.unchanged)
+        counts = [str(r.new), str(r.updated), str(r.unchanged)] if counted else ["-", "-", "-"]
+        rows.append([r.source, status, *counts, "; ".join(notes)])
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = []
+    for row in rows:
+        numbers = [c.rjust(w) for c, w in zip(row[2:5], widths[2:5], strict=True)]
+        lines.append("  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1]), *numbers, row[5]]))
+    return lines
 
 
 @cli.command()
 @click.option("--now", "force", is_flag=True, help="Send today's digest to every reader now, whatever their send time.")
 @click.option("--no-fetch", is_flag=True, help="Deliver from what is stored, without fetching.")
+@click.option("--log-json", is_flag=True, help="Log JSON lines with a run id (or NEWSLETTER_LOG_FORMAT=json).")
 @click.pass_context
-def run(ctx: click.Context, force: bool, no_fetch: bool) -> None:
+def run(ctx: click.Context, force: bool, no_fetch: bool, log_json: bool = False) -> None:
     """Fetch, then deliver every digest that is due (what cron calls).
 
     Readers whose profile file is broken are reported and skipped; the
@@ -194,11 +241,171 @@ def run(ctx: click.Context, force: bool, no_fetch: bool) -> None:
         newsletter run --now
     """
     settings = _settings(ctx)
+    logs.setup(log_json)
     with make_app(settings) as app:
         report = app.run(force=force, fetch=not no_fetch)
+    logs.log_report(report)
     _print_report(report, settings)
     if report.profile_errors:
         sys.exit(1)
+
+
+# -- rank / preview ----------------------------------------------------------------------
+
+
+def _entries_kind(data: bytes) -> str:
+    """Which adapter reads *data*: a JSON list is Hugging Face, an arXiv listing says so, else any feed."""
+    head = data.lstrip()[:1]
+    if head in (b"[", b"{"):
+        return "hf"
+    if b"oai:arXiv.org:" in data[:200_000] or b"arxiv:announce_type" in data[:200_000]:
+        return "arxiv"
+    return "feed"
+
+
+@cli.command("rank")
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="A reader's profile file (TOML).",
+)
+@click.option(
+    "--entries",
+    "entries_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="An RSS/Atom feed or a Hugging Face daily-papers JSON file; the kind is detected.",
+)
+@click.option("--json", "as_json", is_flag=True, help='Print [{"id", "title", "score", "reasons"}] as JSON.')
+def rank_command(profile_path: Path, entries_path: Path, as_json: bool) -> None:
+    """Rank a feed file for one profile file, without any database.
+
+    Seed papers are used when the file lists them.
+
+    \b
+    Example:
+        newsletter rank --profile profiles/ada.toml --entries arxiv_cs.rss --json
+    """
+    from datetime import UTC, datetime
+
+    from . import match, sources
+
+    try:
+        text = profile_path.read_text(encoding="utf-8")
+        data = entries_path.read_bytes()
+    except (OSError, UnicodeDecodeError) as e:
+        raise NewsletterError(f"cannot read the input files ({e}); check the paths and save them as UTF-8") from e
+    profile = profile_files.parse_profile(text, profile_path)
+    now = datetime.now(UTC)
+    merged: dict[str, Any] = {}
+    for item in sources.parse(_entries_kind(data), entries_path.name, data):
+        entry = sources.merge(merged.get(sources.entry_key(item)), item, now)
+        merged[entry.id] = entry
+    matches = match.rank(list(merged.values()), profile, now)
+    if as_json:
+        rows = [
+            {"id": m.entry.id, "title": m.entry.title, "score": m.score, "reasons": [r.text for r in m.reasons]}
+            for m in matches
+        ]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not matches:
+        click.echo(f"Nothing in {entries_path.name} matched {profile_path.name} ({len(merged)} entries).")
+    for n, m in enumerate(matches, 1):
+        click.echo(f"{n:>3}. {m.score:7.2f}  {m.entry.title}")
+        click.echo(f"      {m.entry.link}")
+        click.echo(f"      why: {m.reason_line}")
+
+
+@cli.command()
+@click.argument("reader")
+@click.option("--days", type=click.IntRange(1, 365), default=1, show_default=True, help="Look this many days back.")
+@click.option("--open", "open_html", is_flag=True, help="Write the email as HTML and open it in a browser.")
+@click.pass_context
+def preview(ctx: click.Context, reader: str, days: int, open_html: bool) -> None:
+    """Show the digest READER would get now, with reasons; sends and records nothing.
+
+    READER is the profile file's name without .toml.
+
+    \b
+    Example:
+        newsletter preview ada --days 3 --open
+    """
+    settings = _settings(ctx)
+    with make_app(settings) as app:
+        digest = app.preview(reader, days)
+        html_path = None
+        if open_html:
+            email = app.renderer.email(digest, app.links(reader))
+            html_path = settings.paths.data_dir / f"preview-{reader}.html"
+            html_path.parent.mkdir(parents=True, exist_ok=True)
+            html_path.write_text(email.html, encoding="utf-8")
+    who = f"{digest.profile.name} <{digest.profile.email}>"
+    click.echo(f"{who}: {len(digest.matches)} papers from the last {days} day(s)")
+    for n, m in enumerate(digest.matches, 1):
+        click.echo(f"{n:>3}. {m.score:7.2f}  {m.entry.title}")
+        click.echo(f"      why: {m.reason_line}")
+    for note in digest.notes:
+        click.echo(f"note     {note}")
+    if html_path is not None:
+        click.echo(f"html     {html_path}")
+        click.launch(str(html_path))
+
+
+# -- serve / status ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--log-json", is_flag=True, help="Log JSON lines with a run id (or NEWSLETTER_LOG_FORMAT=json).")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, log_json: bool) -> None:
+    """Run the scheduler and the HTTP app (feeds, unsubscribe, /healthz).
+
+    Fetches daily at schedule.fetch_at (UTC) and checks every minute which
+    readers are due at their own local send time; after downtime it sends
+    each missed digest once.  Stop it with SIGTERM or Ctrl-C: sends in
+    flight finish and are recorded.  Put HTTPS in front (deploy/nginx).
+
+    \b
+    Example:
+        newsletter serve --host 127.0.0.1 --port 8080
+    """
+    from . import serve as service  # APScheduler and uvicorn load only here
+
+    settings = _settings(ctx)
+    logs.setup(log_json, also=("uvicorn.error", "apscheduler"))
+    service.serve(settings, host=host, port=port)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show run health: sources, quiet days, skipped readers, uncertain sends.
+
+    Last fetch per source, sources failing several times in a row, days
+    with no new entries, readers skipped because nothing matched, and sends
+    that may or may not have gone out.  Works while `serve` runs.  Exits 1
+    when every source is failing.
+
+    \b
+    Example:
+        newsletter status --json
+    """
+    from . import serve as service
+
+    current = service.read_status(_settings(ctx))
+    if as_json:
+        click.echo(json.dumps(service.status_json(current), indent=2))
+    else:
+        for line in service.status_lines(current):
+            click.echo(line)
+    if not current.healthy:
+        raise NewsletterError("every source is failing: no new papers can arrive; see the source lines above")
 
 
 # -- profiles ----------------------------------------------------------------------------

@@ -72,6 +72,14 @@ class DeliverySettings(_Section):
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
     smtp_username: str | None = None
+    retries: int = Field(default=3, ge=0, le=10)
+    """Retries of one send on 429, 5xx or a refused connection, within a run."""
+    backoff: float = Field(default=1.0, ge=0)
+    """First wait in seconds before a retry; doubles each time."""
+    max_wait: float = Field(default=120.0, ge=0)
+    """Longest wait for a rate limit (429) to reset before giving up for this run."""
+    auth_failure_limit: int = Field(default=5, ge=1)
+    """Stop the run after this many credential refusals (401/403) in a row."""
 
     @field_validator("from_address")
     @classmethod
@@ -104,6 +112,24 @@ class FetchSettings(_Section):
     retries: int = Field(default=3, ge=0, le=10)
     retention_days: int = Field(default=30, ge=1)
     concurrency: int = Field(default=4, ge=1, le=64)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    backoff: float = Field(default=1.0, ge=0)
+    """First retry after this many seconds, doubling each time (unless the server sends Retry-After)."""
+    max_retry_after: float = Field(default=60.0, ge=0)
+    """Longest Retry-After we wait for; a longer one fails the source until the next run."""
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    host_intervals: dict[str, float] = Field(default_factory=dict)
+    """Seconds between requests per host (and its subdomains); arXiv hosts get 3 unless set here."""
+    catchup_days: int = Field(default=7, ge=0, le=60)
+    """Date-addressed sources (Hugging Face): how many missed days to fetch after downtime."""
+
+    @field_validator("host_intervals")
+    @classmethod
+    def _intervals(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k, v in value.items() if v < 0 or not k.strip("."))
+        if bad:
+            raise ValueError(f"host intervals must be a host name and seconds >= 0; check {', '.join(bad)}")
+        return {k.lower().strip("."): float(v) for k, v in value.items()}
 
 
 class ScheduleSettings(_Section):

@@ -14,23 +14,42 @@ created once in the data folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
+import json
 import os
 import re
 import secrets
+import smtplib
+import ssl
+import threading
+import time
+import urllib.error
+from collections.abc import Callable
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import itsdangerous
 
-from .errors import DeliveryError, PermanentDeliveryError
+from .errors import (
+    AmbiguousDeliveryError,
+    ConfigError,
+    DeliveryAuthError,
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from .store import atomic_write
 from .types import RenderedEmail
+
+if TYPE_CHECKING:
+    from .config import DeliverySettings
 
 SECRET_FILE = "secret.key"
 UNSUBSCRIBE_MAX_AGE = 400 * 24 * 3600
@@ -186,9 +205,389 @@ class OutboxSender:
         pass
 
 
+# -- retries shared by the network backends ------------------------------------------
+
+
+class Pacer:
+    """Retries transient failures with doubling waits; a 429 pauses every thread.
+
+    Only :class:`TransientDeliveryError` is retried.  A rate limit sets a
+    shared 'not before' time, so the other sends in flight wait too instead of
+    hammering the API.  Waits longer than *max_wait* give up for this run (the
+    ledger row goes back to ``planned`` and the next run tries again).
+    """
+
+    def __init__(
+        self,
+        retries: int,
+        backoff: float,
+        max_wait: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.retries = retries
+        self.backoff = backoff
+        self.max_wait = max_wait
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._not_before = 0.0
+
+    def call(self, attempt: Callable[[], str | None]) -> str | None:
+        for n in range(self.retries + 1):
+            with self._lock:
+                wait = self._not_before - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+            try:
+                return attempt()
+            except TransientDeliveryError as e:
+                if n == self.retries:
+                    raise
+                delay = self.backoff * (2**n)
+                if e.retry_after is not None:
+                    if e.retry_after > self.max_wait:
+                        raise TransientDeliveryError(
+                            f"{e}; the rate limit resets in {e.retry_after:.0f} s, longer than "
+                            f"delivery.max_wait ({self.max_wait:.0f} s): the next run sends it",
+                            e.retry_after,
+                        ) from e
+                    delay = e.retry_after
+                    with self._lock:
+                        self._not_before = max(self._not_before, self._clock() + delay)
+                    continue
+                self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _parts(message: EmailMessage) -> tuple[str, str]:
+    """The plain-text and HTML bodies of a message built by :func:`build_message`."""
+    plain = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    text = plain.get_content() if isinstance(plain, EmailMessage) else ""
+    markup = html.get_content() if isinstance(html, EmailMessage) else ""
+    return str(text), str(markup)
+
+
+# -- SendGrid ------------------------------------------------------------------------
+
+_SENDGRID_RESERVED = {
+    "to", "from", "subject", "reply-to", "content-type", "content-transfer-encoding",
+    "mime-version", "dkim-signature", "date", "cc", "bcc", "x-sg-id", "x-sg-eid",
+    "received", "return-path", "sender", "x-newsletter-digest",
+}  # fmt: skip
+
+
+def sendgrid_payload(message: EmailMessage, *, sandbox: bool) -> dict[str, Any]:
+    """The v3 ``/mail/send`` JSON for *message*.
+
+    SendGrid's subscription tracking is off: it would add its own
+    List-Unsubscribe, and we manage unsubscribes ourselves.  ``custom_args``
+    carries the digest id so webhook events can be matched to the ledger.
+    """
+    sender = message["From"].addresses[0]
+    to = message["To"].addresses[0]
+    text, html = _parts(message)
+    headers = {k: str(v) for k, v in message.items() if k.lower() not in _SENDGRID_RESERVED}
+    payload: dict[str, Any] = {
+        "personalizations": [{"to": [_sg_address(to)]}],
+        "from": _sg_address(sender),
+        "subject": str(message["Subject"]),
+        "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
+        "headers": headers,
+        "custom_args": {"digest": str(message["X-Newsletter-Digest"])},
+        "tracking_settings": {"subscription_tracking": {"enable": False}},
+        "mail_settings": {"sandbox_mode": {"enable": sandbox}},
+    }
+    if message["Reply-To"]:
+        payload["reply_to"] = _sg_address(message["Reply-To"].addresses[0])
+    return payload
+
+
+def _sg_address(a: Address) -> dict[str, str]:
+    return {"email": a.addr_spec, "name": a.display_name} if a.display_name else {"email": a.addr_spec}
+
+
+class SendGridSender:
+    """SendGrid's v3 API through the official ``sendgrid`` client.
+
+    SendGrid has no idempotency key, so every way a request can end is sorted
+    into one of three kinds: permanent (400/401/403/413: recorded, not
+    retried), transient (429, 5xx, refused connection: waited for and retried
+    here, then left for the next run), and ambiguous (the request went out but
+    no status came back: recorded as uncertain, never resent).
+    """
+
+    name = "sendgrid"
+
+    def __init__(self, api_key: str, *, host: str, timeout: float, sandbox: bool, pacer: Pacer) -> None:
+        self._api_key = api_key
+        self._host = host
+        self._timeout = timeout
+        self._sandbox = sandbox
+        self._pacer = pacer
+        self._local = threading.local()
+
+    @classmethod
+    def from_settings(cls, d: DeliverySettings) -> SendGridSender:
+        from .config import secret
+
+        key = secret("SENDGRID_API_KEY")
+        if key is None:
+            raise ConfigError(
+                'delivery.backend is "sendgrid" but SENDGRID_API_KEY is not set; export it (or use backend = "outbox")'
+            )
+        return cls(
+            key,
+            host=d.sendgrid_host,
+            timeout=d.timeout,
+            sandbox=d.sendgrid_sandbox,
+            pacer=Pacer(d.retries, d.backoff, d.max_wait),
+        )
+
+    def _client(self) -> Any:
+        """One client per thread: the official client keeps request state on itself."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            import sendgrid
+
+            client = sendgrid.SendGridAPIClient(api_key=self._api_key, host=self._host)
+            client.client.timeout = self._timeout  # its default is None: a hung API would block forever
+            self._local.client = client
+        return client
+
+    def send(self, message: EmailMessage) -> str | None:
+        payload = sendgrid_payload(message, sandbox=self._sandbox)
+        return self._pacer.call(lambda: self._send_once(payload))
+
+    def _send_once(self, payload: dict[str, Any]) -> str | None:
+        from python_http_client import exceptions as sg_errors
+
+        try:
+            response = self._client().send(payload)
+        except sg_errors.HTTPError as e:
+            raise _sendgrid_error(e.status_code, e.headers, e.body) from e
+        except urllib.error.URLError as e:
+            # urllib wraps errors raised while connecting or writing the
+            # request: the body never reached the server whole.
+            raise TransientDeliveryError(f"SendGrid not reachable at {self._host} ({e.reason}); will retry") from e
+        except (http.client.HTTPException, OSError) as e:
+            # Raised while waiting for the answer (dropped connection, read
+            # timeout): the request was sent and may have been accepted.
+            raise AmbiguousDeliveryError(
+                f"SendGrid dropped the connection after the request was sent ({type(e).__name__}: {e}); "
+                "it may have been delivered, so it is recorded as uncertain and not resent"
+            ) from e
+        status = int(response.status_code)
+        if status == 202 or status == 200:
+            headers = response.headers
+            found = headers.get("X-Message-Id") if headers is not None else None
+            return str(found) if found else None
+        raise _sendgrid_error(status, response.headers, response.body)
+
+    def close(self) -> None:
+        pass  # the official client opens a connection per request: nothing to close
+
+
+def _sendgrid_error(status: int, headers: Any, body: Any) -> DeliveryError:
+    """Our error kind for one SendGrid status (see REFERENCE.md, SendGrid v3)."""
+    detail = _sendgrid_detail(body)
+    if status == 429:
+        return TransientDeliveryError(f"SendGrid rate limit (429){detail}", _retry_after(headers))
+    if status in (401, 403):
+        return DeliveryAuthError(
+            f"SendGrid refused the API key ({status}){detail}; check SENDGRID_API_KEY and its Mail Send permission"
+        )
+    if status == 413:
+        return PermanentDeliveryError(f"SendGrid says the message is too large (413){detail}; lower max_items")
+    if status == 504:
+        return AmbiguousDeliveryError(f"SendGrid gateway timeout (504){detail}: it may have been delivered")
+    if status >= 500:
+        return TransientDeliveryError(f"SendGrid server error ({status}){detail}; will retry")
+    return PermanentDeliveryError(f"SendGrid rejected the message ({status}){detail}")
+
+
+def _sendgrid_detail(body: Any) -> str:
+    """The first error message of a JSON error body; HTML bodies (413) are not echoed."""
+    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    try:
+        errors = json.loads(raw)["errors"]
+        message = str(errors[0].get("message", ""))
+        field = errors[0].get("field")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return ""
+    return f": {one_line(message, 200)}" + (f" (field {field})" if field else "")
+
+
+def _retry_after(headers: Any, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from ``Retry-After`` or ``X-RateLimit-Reset`` (a Unix time)."""
+    if headers is None:
+        return None
+    after = headers.get("Retry-After")
+    if after is not None:
+        try:
+            return max(0.0, float(after))
+        except ValueError:
+            pass
+    reset = headers.get("X-RateLimit-Reset")
+    if reset is not None:
+        try:
+            return max(0.0, float(reset) - now())
+        except ValueError:
+            pass
+    return None
+
+
+# -- SMTP ----------------------------------------------------------------------------
+
+
+class SmtpSender:
+    """Any SMTP server via :mod:`smtplib`: STARTTLS, implicit TLS or plain.
+
+    Each thread keeps one connection and checks it with NOOP before a send.
+    A 4xx answer is transient, a 5xx permanent; a connection lost after the
+    DATA was handed over is ambiguous (the server may have queued it).
+    """
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        security: str,
+        username: str | None,
+        password: str | None,
+        timeout: float,
+        pacer: Pacer,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.security = security
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self._pacer = pacer
+        self._context = context or ssl.create_default_context()
+        self._local = threading.local()
+        self._all: list[smtplib.SMTP] = []
+        self._all_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, d: DeliverySettings) -> SmtpSender:
+        from .config import secret
+
+        password = secret("SMTP_PASSWORD")
+        if d.smtp_username and password is None:
+            raise ConfigError("delivery.smtp_username is set but SMTP_PASSWORD is not; export it")
+        return cls(
+            d.smtp_host,
+            d.smtp_port,
+            security=d.smtp_security,
+            username=d.smtp_username,
+            password=password,
+            timeout=d.timeout,
+            pacer=Pacer(d.retries, d.backoff, d.max_wait),
+        )
+
+    def _connect(self) -> smtplib.SMTP:
+        where = f"{self.host}:{self.port}"
+        try:
+            conn: smtplib.SMTP
+            if self.security == "tls":
+                conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self._context)
+            else:
+                conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                if self.security == "starttls":
+                    conn.starttls(context=self._context)
+            if self.username:
+                conn.login(self.username, self._password or "")
+        except smtplib.SMTPAuthenticationError as e:
+            raise DeliveryAuthError(
+                f"SMTP server {where} refused the login ({e.smtp_code}); check smtp_username and SMTP_PASSWORD"
+            ) from e
+        except smtplib.SMTPNotSupportedError as e:
+            raise PermanentDeliveryError(
+                f"SMTP server {where} does not support {self.security} ({e}); set delivery.smtp_security"
+            ) from e
+        except (smtplib.SMTPException, OSError) as e:
+            raise TransientDeliveryError(f"cannot connect to SMTP server {where} ({e}); will retry") from e
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    def _connection(self) -> smtplib.SMTP:
+        conn: smtplib.SMTP | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            try:
+                if conn.noop()[0] == 250:
+                    return conn
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._drop(conn)
+        conn = self._connect()
+        self._local.conn = conn
+        return conn
+
+    def _drop(self, conn: smtplib.SMTP) -> None:
+        self._local.conn = None
+        with self._all_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        with contextlib.suppress(OSError):
+            conn.close()
+
+    def send(self, message: EmailMessage) -> str | None:
+        return self._pacer.call(lambda: self._send_once(message))
+
+    def _send_once(self, message: EmailMessage) -> str | None:
+        conn = self._connection()
+        try:
+            refused = conn.send_message(message)
+        except smtplib.SMTPRecipientsRefused as e:
+            code, text = next(iter(e.recipients.values()))
+            raise _smtp_error(code, text, "refused the recipient") from e
+        except smtplib.SMTPSenderRefused as e:
+            raise _smtp_error(e.smtp_code, e.smtp_error, "refused the sender address") from e
+        except smtplib.SMTPDataError as e:
+            raise _smtp_error(e.smtp_code, e.smtp_error, "refused the message") from e
+        except (smtplib.SMTPException, OSError) as e:
+            self._drop(conn)
+            raise AmbiguousDeliveryError(
+                f"the SMTP connection failed during the send ({e}); it may have been queued, so it is "
+                "recorded as uncertain and not resent"
+            ) from e
+        if refused:
+            raise PermanentDeliveryError(f"SMTP server refused {', '.join(refused)}")
+        return str(message["Message-ID"])
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+
+
+def _smtp_error(code: int, text: bytes | str, what: str) -> DeliveryError:
+    said = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    message = f"SMTP server {what} ({code} {one_line(said, 200)})"
+    if 400 <= code < 500:
+        return TransientDeliveryError(message + "; will retry")
+    return PermanentDeliveryError(message)
+
+
 __all__ = [
     "OutboxSender",
+    "Pacer",
+    "SendGridSender",
     "Sender",
+    "SmtpSender",
     "Tokens",
     "build_message",
     "load_secret",

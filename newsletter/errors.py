@@ -18,6 +18,7 @@ line without a traceback.
     ├── RenderError            a template is missing or broken
     └── DeliveryError          one email could not be handed over
         ├── PermanentDeliveryError   retrying will not help (bad address, auth)
+        │   └── DeliveryAuthError    the backend refused our credentials (401/403)
         ├── TransientDeliveryError   retry later (rate limit, 5xx, refused)
         └── AmbiguousDeliveryError   it may or may not have been sent: never resend
 """
@@ -81,6 +82,10 @@ class DeliveryError(NewsletterError):
 
 class PermanentDeliveryError(DeliveryError):
     """Retrying will not help: bad address, bad credentials, message rejected."""
+
+
+class DeliveryAuthError(PermanentDeliveryError):
+    """The backend refused our credentials; after several in a row the run stops."""
 
 
 class TransientDeliveryError(DeliveryError):

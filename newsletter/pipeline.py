@@ -7,8 +7,10 @@ the run goes on (as lemon24/reader's ``update_feeds_iter``).
 
 from __future__ import annotations
 
+import threading
+from collections import ChainMap
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,10 @@ from . import match as ranking
 from . import profiles as profile_files
 from . import sources
 from .config import Settings
-from .delivery import OutboxSender, Sender, Tokens, build_message, load_secret
+from .delivery import OutboxSender, Sender, SendGridSender, SmtpSender, Tokens, build_message, load_secret
 from .errors import (
     AmbiguousDeliveryError,
+    DeliveryAuthError,
     DeliveryError,
     NewsletterError,
     PermanentDeliveryError,
@@ -30,7 +33,7 @@ from .errors import (
 from .fetch import Fetcher
 from .ledger import Ledger
 from .render import ReaderLinks, Renderer
-from .schedule import Period, current_period, forced_period, lookback
+from .schedule import Period, Status, current_period, forced_period, health, lookback
 from .store import SourceState, Store, atomic_write
 from .types import (
     DeliveryResult,
@@ -81,29 +84,28 @@ class App:
     # -- fetch ---------------------------------------------------------------------
 
     def fetch(self) -> list[SourceResult]:
-        """Fetch every source, merge into entries, one store write for the lot."""
+        """Fetch every source at once, merge into entries, one store write for the lot.
+
+        Sources are fetched concurrently (:meth:`Fetcher.fetch_all`) but merged
+        in configuration order, so the outcome does not depend on which
+        server answered first.  A failed source keeps what came before the
+        failure (a partial catch-up) and counts as failed in its health.
+        """
         now = self.clock()
-        results: list[SourceResult] = []
-        states: list[SourceState] = []
+        known = self.store.source_states()
+        fetched = self.fetcher.fetch_all(self.settings.sources, known, now)
         stored = self.store.get_entries()
         changed: dict[str, Entry] = {}
-        for source in self.settings.sources:
-            state = self.store.source_state(source.name)
-            try:
-                fetched = self.fetcher.get(source, state)
-                if fetched.data is None:
-                    results.append(SourceResult(source.name, not_modified=True))
-                    states.append(_ok(state, now, fetched.etag, fetched.last_modified))
-                    continue
-                items = sources.parse(source.kind, source.name, fetched.data)
-            except NewsletterError as e:
-                results.append(SourceResult(source.name, error=str(e)))
-                states.append(_failed(state, now, str(e)))
-                continue
-            outcome = sources.merge_all({**stored, **changed}, items, now)
+        results: list[SourceResult] = []
+        states: list[SourceState] = []
+        for f in fetched:
+            outcome = sources.merge_all(ChainMap(changed, stored), f.items, now)
             changed.update(outcome.changed)
-            results.append(SourceResult(source.name, outcome.new, outcome.updated, outcome.unchanged))
-            states.append(_ok(state, now, fetched.etag, fetched.last_modified))
+            if f.not_modified and not f.items:
+                results.append(SourceResult(f.source, not_modified=True))
+            else:
+                results.append(SourceResult(f.source, outcome.new, outcome.updated, outcome.unchanged, error=f.error))
+            states.append(_failed(f.state, now, f.error) if f.error else _ok(f.state, now))
         with self.store.batch():
             self.store.put_entries(changed.values())
             self.store.put_source_states(states)
@@ -129,38 +131,111 @@ class App:
 
     # -- digests -------------------------------------------------------------------
 
-    def digest(self, profile: Profile, period: Period, index: ranking.Index, now: datetime) -> Digest:
-        """What *profile* gets for *period*: new entries, minus everything delivered."""
-        since = self.ledger.last_sent_at(profile.id) or (now - lookback(profile))
-        matches = index.rank(profile, now, exclude_ids=self.ledger.delivered_ids(profile.id), since=since)
-        notes = tuple(
+    def digest(
+        self, profile: Profile, period: Period, index: ranking.Index, now: datetime, *, since: datetime | None = None
+    ) -> Digest:
+        """What *profile* gets for *period*: new entries, minus everything delivered.
+
+        Seed papers come from the store (they may be older than the day's
+        entries); seed ids the store does not have are named in the notes.
+        """
+        if since is None:
+            since = self.ledger.last_sent_at(profile.id) or (now - lookback(profile))
+        seeds = self.store.get_entries(f"arxiv:{p}" for p in profile.interests.papers)
+        matches = index.rank(
+            profile, now, exclude_ids=self.ledger.delivered_ids(profile.id), since=since, seeds=seeds
+        )
+        missing = profile_files.missing_papers(profile, [*seeds, *index.row_of])
+        notes = self.source_notes() + tuple(
+            f"Seed paper {p} from your profile is not in the database yet, so it was not used; "
+            "it is used once a source lists it."
+            for p in missing
+        )
+        return Digest(profile, period.key, period.day, tuple(matches), now, notes)
+
+    def source_notes(self) -> tuple[str, ...]:
+        """One line per source failing twice or more in a row, for digests and feeds."""
+        return tuple(
             f"Source {s.name} has failed {s.failures} times in a row; some papers may be missing."
             for s in self.store.source_states().values()
             if s.failures >= 2
         )
-        return Digest(profile, period.key, period.day, tuple(matches), now, notes)
 
-    def deliver(self, *, force: bool = False, readers: Sequence[Profile] | None = None) -> list[DeliveryResult]:
-        """Send every due digest once; returns one result per reader.
+    def preview(self, reader_id: str, days: int = 1) -> Digest:
+        """The digest *reader_id* would get now from the last *days* of entries.
+
+        Sends nothing and records nothing (no ledger row, no feed item).
+        """
+        loaded = profile_files.load_profiles(self.settings.paths.profiles_dir)
+        profile = next((p for p in loaded.profiles if p.id == reader_id), None)
+        if profile is None:
+            broken = next((e for e in loaded.errors if e.path.stem == reader_id), None)
+            if broken is not None:
+                raise broken
+            known = ", ".join(p.id for p in loaded.profiles) or "none"
+            raise NewsletterError(
+                f"no reader {reader_id!r} in {self.settings.paths.profiles_dir} (readers: {known}); "
+                "use the profile file's name without .toml"
+            )
+        now = self.clock()
+        since = now - timedelta(days=days)
+        index = ranking.Index(self.store.entries_since(since))
+        return self.digest(profile, forced_period(profile, now), index, now, since=since)
+
+    def deliver(
+        self,
+        *,
+        force: bool = False,
+        readers: Sequence[Profile] | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[DeliveryResult]:
+        """Send every due digest once; returns one result per reader, in reader order.
 
         With ``force`` each reader's digest for today is due now, whatever
-        their send time (``newsletter demo``, ``run --now``).
+        their send time (``newsletter demo``, ``run --now``).  Up to
+        ``delivery.concurrency`` sends are in flight at once; each job renders
+        its own email just before sending, and at most twice that many jobs
+        are queued, so memory stays flat for 10,000 readers.  When *stop* is
+        set (SIGTERM in ``serve``) no new send starts; sends in flight finish
+        and are recorded.
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         now = self.clock()
         if readers is None:
             readers = self.load_profiles().profiles
         oldest = min((now - lookback(p) for p in readers), default=now)
         index = ranking.Index(self.store.entries_since(oldest - timedelta(days=self.settings.fetch.retention_days)))
-        results: list[DeliveryResult] = []
+        guard = _SendGuard(stop, self.settings.delivery.auth_failure_limit)
+        workers = self.settings.delivery.concurrency
+        slots = threading.BoundedSemaphore(workers * 2)
+        results: list[DeliveryResult | None] = [None] * len(readers)
         feed_items: dict[str, list[dict[str, Any]]] = {}
-        for profile in readers:
+
+        def job(i: int, profile: Profile) -> None:
             try:
-                result = self._deliver_one(profile, now, index, force, feed_items)
+                results[i] = self._deliver_one(profile, now, index, force, feed_items, guard)
             except NewsletterError as e:
-                result = DeliveryResult(profile.id, DeliveryStatus.FAILED, detail=str(e))
-            results.append(result)
+                results[i] = DeliveryResult(profile.id, DeliveryStatus.FAILED, detail=str(e))
+            except Exception as e:  # a bug in one reader's job must not lose the others' results
+                results[i] = DeliveryResult(profile.id, DeliveryStatus.FAILED, detail=f"internal error: {e!r}")
+            finally:
+                slots.release()
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
+            for i, profile in enumerate(readers):
+                slots.acquire()
+                if guard.halted() is not None:
+                    slots.release()
+                    break
+                pool.submit(job, i, profile)
+        reason = guard.halted() or "not reached"
+        done = [
+            r if r is not None else DeliveryResult(p.id, DeliveryStatus.PLANNED, detail=f"not sent: {reason}")
+            for p, r in zip(readers, results, strict=True)
+        ]
         self.store.add_feed_items(feed_items, keep=self.settings.feed.items)
-        return results
+        return done
 
     def _deliver_one(
         self,
@@ -169,7 +244,10 @@ class App:
         index: ranking.Index,
         force: bool,
         feed_items: dict[str, list[dict[str, Any]]],
+        guard: _SendGuard | None = None,
     ) -> DeliveryResult:
+        """One reader's digest: rank, render, claim durably, send, record."""
+        guard = guard or _SendGuard(None, self.settings.delivery.auth_failure_limit)
         if profile.paused:
             return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, detail="paused (unsubscribed)")
         period = forced_period(profile, now) if force else current_period(profile, now)
@@ -201,6 +279,13 @@ class App:
             list_id=self.settings.site.title,
             now=now,
         )
+        # Right before the send: the run may have been stopped, or the reader
+        # may have unsubscribed (POST /unsubscribe) since the run began.
+        halted = guard.halted()
+        if halted is not None:
+            return DeliveryResult(profile.id, DeliveryStatus.PLANNED, period.key, detail=f"not sent: {halted}")
+        if self._paused_now(profile.id):
+            return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period.key, detail="paused (unsubscribed)")
         ids = [m.entry.id for m in digest.matches]
         if not self.ledger.claim(profile.id, period.key, ids, self.sender.name, now):
             return DeliveryResult(profile.id, DeliveryStatus.SENDING, period.key, detail="claimed by another run")
@@ -208,15 +293,24 @@ class App:
             provider_id = self.sender.send(message)
         except AmbiguousDeliveryError as e:
             self.ledger.mark_uncertain(profile.id, period.key, str(e), self.clock())
+            guard.record(auth_failed=False)
             return DeliveryResult(profile.id, DeliveryStatus.UNCERTAIN, period.key, detail=str(e))
         except (PermanentDeliveryError, TransientDeliveryError, DeliveryError) as e:
             retry = isinstance(e, TransientDeliveryError)
             self.ledger.mark_failed(profile.id, period.key, str(e), self.clock(), retry=retry)
+            guard.record(auth_failed=isinstance(e, DeliveryAuthError))
             return DeliveryResult(profile.id, DeliveryStatus.FAILED, period.key, detail=str(e))
         self.ledger.mark_sent(profile.id, period.key, provider_id, self.clock())
-        feed_items[profile.id] = [_feed_item(m, now) for m in digest.matches]
+        guard.record(auth_failed=False)
+        with guard.lock:
+            feed_items[profile.id] = [_feed_item(m, now) for m in digest.matches]
         path = self.sender.path_for(message) if isinstance(self.sender, OutboxSender) else None
         return DeliveryResult(profile.id, DeliveryStatus.SENT, period.key, len(ids), path=path)
+
+    def _paused_now(self, reader: str) -> bool:
+        """The reader's pause flag as stored right now (set by one-click unsubscribe)."""
+        doc = self.store.profiles.get(doc_id=reader)  # type: ignore[call-overload]  # our ids are str
+        return bool(doc and doc.get("paused"))
 
     # -- feeds ---------------------------------------------------------------------
 
@@ -225,12 +319,13 @@ class App:
         folder = self.settings.paths.feeds_dir
         folder.mkdir(parents=True, exist_ok=True)
         now = self.clock()
+        notes = self.source_notes()
         written = []
         for profile in readers:
             matches = self.feed_matches(profile.id)
             links = self.links(profile.id)
             for kind, suffix, url in (("rss", ".xml", links.feed_url), ("atom", ".atom", links.atom_url)):
-                text = self.renderer.feed(profile, matches, kind=kind, self_url=url, updated=now)
+                text = self.renderer.feed(profile, matches, kind=kind, self_url=url, updated=now, notes=notes)
                 path = folder / f"{profile.id}{suffix}"
                 atomic_write(path, text.encode("utf-8"))
                 written.append(path)
@@ -260,6 +355,16 @@ class App:
             feeds=tuple(feeds),
         )
 
+    # -- health (newsletter status, /healthz) ----------------------------------------
+
+    def status(self, now: datetime | None = None) -> Status:
+        """Run health: sources, quiet days, skipped readers, uncertain and failed sends."""
+        now = now or self.clock()
+        states = self.store.source_states()
+        configured = [states.get(s.name, SourceState(s.name)) for s in self.settings.sources]
+        first_seen = [e.first_seen for e in self.store.get_entries().values()]
+        return health(now, configured, first_seen, self.ledger.rows())
+
 
 def _feed_item(m: Match, now: datetime) -> dict[str, Any]:
     return {
@@ -270,37 +375,54 @@ def _feed_item(m: Match, now: datetime) -> dict[str, Any]:
     }
 
 
-def _ok(state: SourceState, now: datetime, etag: str | None, modified: str | None) -> SourceState:
-    return SourceState(
-        name=state.name,
-        etag=etag,
-        last_modified=modified,
-        last_attempt=now,
-        last_success=now,
-        failures=0,
-        last_date=state.last_date,
-    )
+def _ok(state: SourceState, now: datetime) -> SourceState:
+    """*state* (validators and dates already updated by the fetcher) after a success."""
+    return replace(state, last_attempt=now, last_success=now, last_error=None, failures=0)
 
 
 def _failed(state: SourceState, now: datetime, error: str) -> SourceState:
-    return SourceState(
-        name=state.name,
-        etag=state.etag,
-        last_modified=state.last_modified,
-        last_attempt=now,
-        last_success=state.last_success,
-        last_error=error,
-        failures=state.failures + 1,
-        last_date=state.last_date,
-    )
+    """*state* after a failure: one more in a row, the reason kept for `newsletter fetch`."""
+    return replace(state, last_attempt=now, last_error=error, failures=state.failures + 1)
 
 
 def make_sender(settings: Settings) -> Sender:
-    """The backend named by ``delivery.backend``."""
-    backend = settings.delivery.backend
-    if backend == "outbox":
-        return OutboxSender(settings.paths.outbox_dir)
-    raise NewsletterError(f'delivery backend {backend!r} is not available in this version; use backend = "outbox"')
+    """The backend named by ``delivery.backend``; secrets come from the environment."""
+    d = settings.delivery
+    if d.backend == "sendgrid":
+        return SendGridSender.from_settings(d)
+    if d.backend == "smtp":
+        return SmtpSender.from_settings(d)
+    return OutboxSender(settings.paths.outbox_dir)
+
+
+class _SendGuard:
+    """What the concurrent send jobs of one run share: stop requests and auth failures.
+
+    Several 401/403 answers in a row mean the key is wrong or blocked: every
+    further send would fail the same way, so the run stops starting new ones.
+    """
+
+    def __init__(self, stop: threading.Event | None, auth_limit: int) -> None:
+        self.stop = stop
+        self.auth_limit = auth_limit
+        self.lock = threading.Lock()
+        self._auth_failures = 0
+
+    def record(self, *, auth_failed: bool) -> None:
+        with self.lock:
+            self._auth_failures = self._auth_failures + 1 if auth_failed else 0
+
+    def halted(self) -> str | None:
+        """Why no new send may start, or None."""
+        if self.stop is not None and self.stop.is_set():
+            return "the run was stopped; the next run sends it"
+        with self.lock:
+            if self._auth_failures >= self.auth_limit:
+                return (
+                    f"stopped after {self._auth_failures} credential refusals in a row; "
+                    "fix the API key or password and run again"
+                )
+        return None
 
 
 def make_app(

@@ -12,23 +12,34 @@ from __future__ import annotations
 
 import html
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 import mjml
+from jinja2 import nodes
 
 from .errors import RenderError
-from .types import Digest, Match, Profile, ReasonKind, RenderedEmail
+from .types import Digest, Entry, Match, Profile, ReasonKind, RenderedEmail
 
 _XML_ILLEGAL = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-ABSTRACT_CHARS = 320
+_SAFE_URL = re.compile(r"^https?://[^\s\x00-\x1f\x7f\"'<>\\`]+\Z", re.IGNORECASE)
+_INDENT = re.compile(r"\n[ \t]+")
+_BLANK_LINES = re.compile(r"\n{2,}")
+ABSTRACT_CHARS = 250
+"""About three lines at 600 px: enough to judge, short enough to keep 25 items under 80 KB."""
+TEXT_WIDTH = 72
+MAX_FEED_AUTHORS = 20
 
 
 def default_templates_dir() -> Path:
@@ -46,6 +57,10 @@ class ReaderLinks:
     feed_url: str
     atom_url: str
     unsubscribe_url: str
+    pause_url: str = ""
+    """Where the reader pauses mail; empty: the footer says to set ``paused`` in the profile."""
+    profile_url: str = ""
+    """Where the reader edits their profile; empty: the footer names the file."""
 
 
 def xml_text(value: str) -> str:
@@ -55,7 +70,7 @@ def xml_text(value: str) -> str:
 
 def safe_url(value: str | None) -> str:
     """Only http(s) links reach a template; anything else becomes ``#``."""
-    if value and re.match(r"^https?://[^\s\"'<>]+$", value):
+    if value and _SAFE_URL.match(value):
         return value
     return "#"
 
@@ -100,35 +115,82 @@ def subject_for(digest: Digest) -> str:
     return subject if len(subject) <= 120 else subject[:117] + "…"
 
 
-def _links(m: Match) -> list[dict[str, str]]:
-    e = m.entry
-    out = [{"label": "Abstract", "url": safe_url(e.link)}]
-    if e.pdf_url:
-        out.append({"label": "PDF", "url": e.pdf_url})
-    if e.code_url:
-        out.append({"label": "Code", "url": safe_url(e.code_url)})
-    if e.project_url:
-        out.append({"label": "Project page", "url": safe_url(e.project_url)})
-    return out
+def _guid(entry_id: str) -> str:
+    """A stable id from the canonical key: the same paper keeps it across runs."""
+    return "urn:newsletter:" + quote(entry_id, safe=":/.-_~@!$&'()*+,;=")
 
 
-def _match_context(m: Match) -> dict[str, Any]:
-    e = m.entry
+def _rfc3339(when: datetime) -> str:
+    return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _rfc822(when: datetime) -> str:
+    return format_datetime(when.astimezone(UTC).replace(microsecond=0), usegmt=True)
+
+
+@lru_cache(maxsize=4096)
+def _wrap(text: str, first: int = 4, rest: int = 4) -> str:
+    """Wrap to 72 columns for the text part.
+
+    The template already printed *first* columns before the text; continuation
+    lines get *rest* spaces so they line up under the item.
+    """
+    if len(text) + first <= TEXT_WIDTH:
+        return text
+    return textwrap.fill(
+        text, width=TEXT_WIDTH, initial_indent=" " * first, subsequent_indent=" " * rest, break_on_hyphens=False
+    )[first:]
+
+
+@lru_cache(maxsize=4096)
+def _entry_context(e: Entry) -> tuple[dict[str, Any], str]:
+    """Everything about one paper that does not depend on the reader.
+
+    Cached: a run renders the same few hundred papers for many readers, so this
+    is built once per paper, not once per reader (see benchmarks/bench_render.py).
+    """
     when = e.published or e.first_seen
+    links = []
+    if e.pdf_url:
+        links.append(SimpleNamespace(label="PDF", url=safe_url(e.pdf_url)))
+    if e.code_url and safe_url(e.code_url) != "#":
+        links.append(SimpleNamespace(label="Code", url=safe_url(e.code_url)))
+    if e.project_url and safe_url(e.project_url) != "#":
+        links.append(SimpleNamespace(label="Project page", url=safe_url(e.project_url)))
+    title = xml_text(" ".join(e.title.split()))
+    abstract = xml_text(cut(" ".join(e.summary.split())))
     return {
-        "title": xml_text(e.title),
+        "title": title,
+        "title_text": _wrap(title),
         "url": safe_url(e.link),
-        "guid": f"urn:newsletter:{e.id}",
+        "guid": _guid(xml_text(e.id)),
         "authors": xml_text(short_authors(e.authors)),
-        "authors_list": [xml_text(a) for a in e.authors[:20]],
-        "categories": ", ".join(e.categories[:4]),
-        "abstract": xml_text(cut(e.summary)),
-        "reasons": xml_text(m.reason_line),
-        "links": _links(m),
-        "description": xml_text(f"Why: {m.reason_line}. {cut(e.summary, 600)}"),
-        "date_rfc822": format_datetime(when.astimezone(UTC), usegmt=True),
-        "date_rfc3339": when.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-    }
+        "authors_list": [xml_text(a) for a in e.authors[:MAX_FEED_AUTHORS]],
+        "categories": xml_text(", ".join(e.categories[:4])),
+        "category_list": [xml_text(c) for c in e.categories[:4]],
+        "abstract": abstract,
+        "abstract_text": _wrap(abstract),
+        "links": links,
+        "date_rfc822": _rfc822(when),
+        "date_rfc3339": _rfc3339(when),
+        "updated_rfc3339": _rfc3339(e.updated or when),
+    }, xml_text(cut(" ".join(e.summary.split()), 600))
+
+
+def _match_context(m: Match) -> SimpleNamespace:
+    """One item for the templates: the cached paper part plus this reader's reasons.
+
+    A namespace, not a dict: Jinja's ``m.title`` tries an attribute first, and a
+    failed attribute lookup on a dict is the slowest part of filling a template.
+    """
+    e, summary = _entry_context(m.entry)
+    reasons = xml_text(m.reason_line)
+    return SimpleNamespace(
+        **e,
+        reasons=reasons,
+        reasons_text=_wrap(reasons, 9, 9),
+        description=f"Why: {reasons}. {summary}" if reasons else summary,
+    )
 
 
 def _interests_line(p: Profile) -> str:
@@ -137,6 +199,27 @@ def _interests_line(p: Profile) -> str:
     if i.papers:
         parts.append(f"{len(i.papers)} seed paper{'s' if len(i.papers) > 1 else ''}")
     return xml_text(", ".join(parts))
+
+
+def check_autoescape(env: jinja2.Environment, name: str, source: str) -> None:
+    """Refuse a template that switches autoescaping off or marks text safe.
+
+    Autoescape is on for the whole environment; this closes the two ways a
+    template could still print raw text: ``{% autoescape false %}`` and ``|safe``.
+    """
+    try:
+        tree = env.parse(source, name)
+    except jinja2.TemplateSyntaxError as e:
+        raise RenderError(f"template {e.filename or name} line {e.lineno}: {e.message}") from e
+    for node in tree.find_all((nodes.ScopedEvalContextModifier, nodes.EvalContextModifier)):
+        for kw in node.options:
+            if kw.key == "autoescape" and not (isinstance(kw.value, nodes.Const) and kw.value.value is True):
+                raise RenderError(
+                    f"template {name} line {node.lineno} turns autoescaping off: remove the autoescape block"
+                )
+    for f in tree.find_all(nodes.Filter):
+        if f.name == "safe":
+            raise RenderError(f"template {name} line {f.lineno} uses |safe: remove it; text is escaped for you")
 
 
 class Renderer:
@@ -159,51 +242,79 @@ class Renderer:
         self.site_url = site_url
         self.contact = contact
         self._compiled: dict[str, jinja2.Template] = {}
+        self._templates: dict[str, jinja2.Template] = {}
+        self.compile_count = 0
+        """How many times MJML ran; tests check it stays at one per template."""
+
+    def source(self, name: str) -> str:
+        try:
+            source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
+        except jinja2.TemplateNotFound as e:
+            raise RenderError(f"template {name} not found in your templates folder or the defaults") from e
+        return source
 
     def compiled(self, name: str) -> jinja2.Template:
-        """The MJML template *name* compiled to HTML once, as a Jinja template."""
+        """The MJML template *name* compiled to HTML once, as a Jinja template.
+
+        Only the template file goes through MJML, never reader or feed text, so
+        ``<mj-include>`` in a paper title can never be interpreted.
+        """
         if name not in self._compiled:
+            source = self.source(name)
+            check_autoescape(self.env, name, source)
             try:
-                source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
-            except jinja2.TemplateNotFound as e:
-                raise RenderError(f"template {name} not found in your templates folder or the defaults") from e
-            result = mjml.mjml_to_html(source)
+                result = mjml.mjml_to_html(source)
+            except Exception as e:  # the port raises bare errors on bad markup
+                raise RenderError(f"template {name}: MJML could not compile it ({e}); check the markup") from e
             if result.errors:
                 raise RenderError(f"template {name}: MJML errors: {result.errors}")
-            self._compiled[name] = self.env.from_string(result.html)
+            self.compile_count += 1
+            # MJML pretty-prints; leading indentation alone is ~20% of the bytes.
+            compact = _BLANK_LINES.sub("\n", _INDENT.sub("\n", result.html))
+            try:
+                self._compiled[name] = self.env.from_string(compact)
+            except jinja2.TemplateSyntaxError as e:
+                raise RenderError(f"template {name}: Jinja tags broken by MJML compilation: {e.message}") from e
         return self._compiled[name]
 
     def _template(self, name: str) -> jinja2.Template:
-        try:
-            return self.env.get_template(name)
-        except jinja2.TemplateNotFound as e:
-            raise RenderError(f"template {name} not found in your templates folder or the defaults") from e
-        except jinja2.TemplateSyntaxError as e:
-            raise RenderError(f"template {e.filename or name} line {e.lineno}: {e.message}") from e
+        if name not in self._templates:
+            check_autoescape(self.env, name, self.source(name))
+            try:
+                self._templates[name] = self.env.get_template(name)
+            except jinja2.TemplateSyntaxError as e:
+                raise RenderError(f"template {e.filename or name} line {e.lineno}: {e.message}") from e
+        return self._templates[name]
 
     def email_context(self, digest: Digest, links: ReaderLinks) -> dict[str, Any]:
+        """The values both email templates see; entry text is escaped by Jinja."""
         p = digest.profile
         n = len(digest.matches)
+        interests = _interests_line(p)
         return {
-            "subject": subject_for(digest),
+            "subject": xml_text(subject_for(digest)),
             "preheader": xml_text(
-                "; ".join(cut(m.entry.title, 60) for m in digest.matches[:3]) or "Nothing new matched today"
+                " · ".join(cut(m.entry.title, 60) for m in digest.matches[:3]) or "Nothing new matched today"
             ),
-            "title": self.site_title,
-            "name": p.name,
+            "title": xml_text(self.site_title),
+            "name": xml_text(p.name),
             "date_label": f"{digest.day:%A} {digest.day.day} {digest.day:%B %Y}",
             "count_label": f"{n} new paper{'s' if n != 1 else ''}",
             "matches": [_match_context(m) for m in digest.matches],
-            "notes": list(digest.notes),
-            "interests": _interests_line(p),
-            "profile_file": p.path.name if p.path else f"{p.id}.toml",
+            "notes": [xml_text(note) for note in digest.notes],
+            "interests": interests,
+            "interests_text": textwrap.fill(interests, TEXT_WIDTH) if interests else "(nothing yet)",
+            "profile_file": xml_text(p.path.name if p.path else f"{p.id}.toml"),
             "feed_url": safe_url(links.feed_url),
             "unsubscribe_url": safe_url(links.unsubscribe_url),
-            "site_title": self.site_title,
-            "contact": self.contact,
+            "pause_url": safe_url(links.pause_url),
+            "profile_url": safe_url(links.profile_url),
+            "site_title": xml_text(self.site_title),
+            "contact": xml_text(self.contact),
         }
 
     def email(self, digest: Digest, links: ReaderLinks) -> RenderedEmail:
+        """The HTML and text parts for one reader: a Jinja fill of the compiled MJML."""
         context = self.email_context(digest, links)
         try:
             body = self.compiled("digest.mjml").render(context)
@@ -221,6 +332,30 @@ class Renderer:
             text=text,
         )
 
+    def feed_context(
+        self,
+        profile: Profile,
+        matches: Sequence[Match],
+        *,
+        self_url: str,
+        updated: datetime,
+        notes: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        description = f"New papers matching {profile.name}'s interests: {_interests_line(profile)}"
+        if notes:  # e.g. a failing source: feed-only readers must see it too
+            description += " Note: " + " ".join(notes)
+        return {
+            "title": xml_text(f"{self.site_title}: papers for {profile.name}"),
+            "description": xml_text(description),
+            "site_url": safe_url(self.site_url or "http://localhost/"),
+            "site_title": xml_text(self.site_title),
+            "self_url": safe_url(self_url),
+            "feed_id": _guid(f"feed:{profile.id}"),
+            "updated_rfc822": _rfc822(updated),
+            "updated_rfc3339": _rfc3339(updated),
+            "matches": [_match_context(m) for m in matches],
+        }
+
     def feed(
         self,
         profile: Profile,
@@ -229,20 +364,14 @@ class Renderer:
         kind: str,
         self_url: str,
         updated: datetime,
+        notes: Sequence[str] = (),
     ) -> str:
-        """The reader's RSS 2.0 (``kind="rss"``) or Atom (``"atom"``) feed."""
-        name = {"rss": "feed.rss.xml", "atom": "feed.atom.xml"}[kind]
-        context = {
-            "title": xml_text(f"{self.site_title}: papers for {profile.name}"),
-            "description": xml_text(f"New papers matching {profile.name}'s interests: {_interests_line(profile)}"),
-            "site_url": safe_url(self.site_url or "http://localhost/"),
-            "site_title": xml_text(self.site_title),
-            "self_url": safe_url(self_url),
-            "feed_id": f"urn:newsletter:feed:{profile.id}",
-            "updated_rfc822": format_datetime(updated.astimezone(UTC), usegmt=True),
-            "updated_rfc3339": updated.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "matches": [_match_context(m) for m in matches],
-        }
+        """The reader's RSS 2.0 (``kind="rss"``) or Atom (``"atom"``) feed; *notes* go in its description."""
+        names = {"rss": "feed.rss.xml", "atom": "feed.atom.xml"}
+        if kind not in names:
+            raise RenderError(f"unknown feed kind {kind!r}: use 'rss' or 'atom'")
+        name = names[kind]
+        context = self.feed_context(profile, matches, self_url=self_url, updated=updated, notes=notes)
         try:
             return self._template(name).render(context)
         except jinja2.UndefinedError as e:

@@ -10,11 +10,13 @@ when it comes back, not one per missed day.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from .types import Profile
+from .store import SourceState
+from .types import Delivery, DeliveryStatus, Profile
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -42,13 +44,11 @@ def _send_time(profile: Profile, day: date) -> datetime:
     A send time inside a DST gap (02:30 on spring-forward day) resolves to
     the instant after the gap; an ambiguous one (fall-back) to the first.
     """
-    tz = ZoneInfo(profile.timezone)
-    naive = datetime.combine(day, profile.send_at)
-    local = naive.replace(tzinfo=tz, fold=0)
-    roundtrip = local.astimezone(ZoneInfo("UTC")).astimezone(tz)
-    if roundtrip.replace(tzinfo=None) != naive:  # in a gap: fold=1 gives the later offset
-        local = naive.replace(tzinfo=tz, fold=1)
-    return local.astimezone(ZoneInfo("UTC"))
+    # PEP 495: fold=0 reads a wall time with the offset in force *before* a
+    # transition, which puts a time in the gap after the gap (02:30 -> 03:30
+    # CEST) and picks the first of two ambiguous times: both what we want.
+    local = datetime.combine(day, profile.send_at).replace(tzinfo=ZoneInfo(profile.timezone), fold=0)
+    return local.astimezone(UTC)
 
 
 def current_period(profile: Profile, now: datetime) -> Period:
@@ -77,3 +77,108 @@ def forced_period(profile: Profile, now: datetime) -> Period:
 def lookback(profile: Profile) -> timedelta:
     """How far back a reader's first digest looks for entries."""
     return timedelta(days=1 if profile.frequency == "daily" else 7)
+
+
+def due_readers(profiles: Iterable[Profile], now: datetime, settled: Callable[[str, str], bool]) -> list[Profile]:
+    """Readers whose current period is not yet settled in the ledger.
+
+    *settled(reader, period_key)* is the ledger's answer (sent, being sent,
+    uncertain, failed for good or skipped on purpose).  Paused readers are
+    never due.  This is a cheap pre-filter for the every-minute tick; the
+    ledger's claim is still what guarantees one digest per period.
+    """
+    return [p for p in profiles if not p.paused and not settled(p.id, current_period(p, now).key)]
+
+
+def last_fetch_slot(fetch_at: str, now: datetime) -> datetime:
+    """The most recent daily fetch time (``HH:MM`` UTC) at or before *now*."""
+    hour, minute = (int(x) for x in fetch_at.split(":"))
+    today = datetime.combine(now.astimezone(UTC).date(), time(hour, minute), tzinfo=UTC)
+    return today if today <= now else today - timedelta(days=1)
+
+
+def fetch_overdue(last_attempt: datetime | None, fetch_at: str, now: datetime) -> bool:
+    """True when the daily fetch slot passed without a fetch (the server was down)."""
+    return last_attempt is None or last_attempt < last_fetch_slot(fetch_at, now)
+
+
+# -- run health: did the schedule do its job? ---------------------------------------
+
+FAILING_AFTER = 2
+"""Consecutive failures after which a source is reported as failing."""
+HEALTH_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What ``newsletter status`` and ``/healthz`` report: no silent days."""
+
+    now: datetime
+    sources: tuple[SourceState, ...]
+    """Every source's last attempt, last success and failure streak."""
+    quiet_days: tuple[date, ...]
+    """UTC days in the window on which no new entry arrived (weekends are normal)."""
+    skipped: tuple[Delivery, ...]
+    """Recent periods a reader got nothing because nothing matched."""
+    uncertain: tuple[Delivery, ...]
+    """Sends that may or may not have gone out; never retried automatically."""
+    failed: tuple[Delivery, ...]
+    """Sends that failed for good and need the operator."""
+    last_send: datetime | None
+    entries: int
+
+    @property
+    def failing(self) -> tuple[SourceState, ...]:
+        return tuple(s for s in self.sources if s.failures >= FAILING_AFTER)
+
+    @property
+    def last_fetch(self) -> datetime | None:
+        return max((s.last_success for s in self.sources if s.last_success), default=None)
+
+    @property
+    def healthy(self) -> bool:
+        """False when every source is failing: nothing new can arrive."""
+        return not self.sources or len(self.failing) < len(self.sources)
+
+
+def quiet_days(first_seen: Iterable[datetime], now: datetime, window: timedelta = HEALTH_WINDOW) -> tuple[date, ...]:
+    """Whole UTC days in *window* before today with no new entry, since the first one.
+
+    Days before the first entry ever stored are not counted, so a new
+    install does not report a week of silence.
+    """
+    days = {t.astimezone(UTC).date() for t in first_seen}
+    if not days:
+        return ()
+    today = now.astimezone(UTC).date()
+    start = max(min(days), (now - window).astimezone(UTC).date())
+    out = []
+    day = start
+    while day < today:
+        if day not in days:
+            out.append(day)
+        day += timedelta(days=1)
+    return tuple(out)
+
+
+def health(
+    now: datetime,
+    sources: Iterable[SourceState],
+    first_seen: Iterable[datetime],
+    deliveries: Iterable[Delivery],
+    window: timedelta = HEALTH_WINDOW,
+) -> Status:
+    """Summarise source states and ledger rows into a :class:`Status`."""
+    rows = list(deliveries)
+    recent = [r for r in rows if r.updated_at is None or r.updated_at >= now - window]
+    seen = list(first_seen)
+    return Status(
+        now=now,
+        sources=tuple(sorted(sources, key=lambda s: s.name)),
+        quiet_days=quiet_days(seen, now, window),
+        skipped=tuple(r for r in recent if r.status is DeliveryStatus.SKIPPED),
+        uncertain=tuple(r for r in rows if r.status is DeliveryStatus.UNCERTAIN),
+        failed=tuple(r for r in recent if r.status is DeliveryStatus.FAILED),
+        last_send=max((r.updated_at for r in rows if r.status is DeliveryStatus.SENT and r.updated_at), default=None),
+        entries=len(seen),
+    )

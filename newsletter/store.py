@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -49,6 +50,8 @@ class AtomicJSONStorage(Storage):
         self.path = Path(path)
         self.read_only = read_only
         self._data: dict[str, dict[str, Any]] | None = None
+        self.lock: threading.RLock = threading.RLock()
+        """Serialises threads of one process (scheduler, HTTP handlers, send workers)."""
         self._depth = 0
         self._dirty = False
 
@@ -143,11 +146,19 @@ class _Table(Table):
 
     document_id_class = str  # type: ignore[assignment]
 
+    @property
+    def _lock(self) -> threading.RLock:
+        storage = self._storage
+        assert isinstance(storage, AtomicJSONStorage)
+        return storage.lock
+
     def docs(self) -> dict[str, dict[str, Any]]:
-        return dict(self._read_table())  # type: ignore[arg-type]
+        with self._lock:
+            return dict(self._read_table())  # type: ignore[arg-type]
 
     def mutate(self, change: Callable[[dict[str, Any]], None]) -> None:
-        self._update_table(change)  # type: ignore[arg-type]
+        with self._lock:
+            self._update_table(change)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +175,8 @@ class SourceState:
     """Consecutive failures; 0 after any success."""
     last_date: str | None = None
     """Date-addressed sources (HF): the last date fetched successfully."""
+    missed_dates: tuple[str, ...] = ()
+    """Days whose listing we never saw and cannot ask for again (arXiv RSS holds only the latest day)."""
 
 
 class Store:
@@ -216,8 +229,12 @@ class Store:
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Group writes into one atomic file write (rolled back on error)."""
-        with self.storage.deferred():
+        """Group writes into one atomic file write (rolled back on error).
+
+        Holds the store's lock throughout, so another thread's write can
+        neither land inside the batch nor be rolled back with it.
+        """
+        with self.storage.lock, self.storage.deferred():
             yield
 
     # -- entries ---------------------------------------------------------------
@@ -405,6 +422,7 @@ def _state_to_doc(s: SourceState) -> dict[str, Any]:
         "last_error": s.last_error,
         "failures": s.failures,
         "last_date": s.last_date,
+        "missed_dates": list(s.missed_dates),
     }
 
 
@@ -418,4 +436,5 @@ def _state_from_doc(name: str, d: Mapping[str, Any]) -> SourceState:
         last_error=d.get("last_error"),
         failures=int(d.get("failures", 0)),
         last_date=d.get("last_date"),
+        missed_dates=tuple(d.get("missed_dates", ())),
     )

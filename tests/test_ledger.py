@@ -52,3 +52,13 @@ def test_skipped_period_is_recorded_once(tmp_path: Path) -> None:
     assert ledger.mark_skipped("ada", "p", "nothing matched", NOW)
     assert not ledger.mark_skipped("ada", "p", "nothing matched", NOW)
     assert ledger.rows(status=DeliveryStatus.SKIPPED)[0].error == "nothing matched"
+
+
+def test_concurrent_claims_let_exactly_one_thread_send(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ledger = Ledger(tmp_path)
+    with ThreadPoolExecutor(8) as pool:
+        wins = list(pool.map(lambda _: ledger.claim("ada", "p", ["arxiv:1"], "sendgrid", NOW), range(32)))
+    assert wins.count(True) == 1
+    assert ledger.get("ada", "p").status is DeliveryStatus.SENDING  # type: ignore[union-attr]

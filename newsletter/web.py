@@ -1,0 +1,223 @@
+"""The HTTP side of ``newsletter serve``: one-click unsubscribe, personal feeds, health.
+
+* ``POST /unsubscribe/{token}``: RFC 8058 one-click.  Answers 200 without a
+  redirect, needs no cookie, and is idempotent.  The reader is paused in their
+  profile file (``paused = true``, comments kept) and in the store, so file and
+  database agree and a run already under way sends them nothing more.
+* ``GET /unsubscribe/{token}``: a confirmation page whose button POSTs.  It
+  changes nothing, because link scanners follow every GET (HEAD likewise).
+* ``GET /feeds/{token}.xml`` / ``.atom``: the reader's RSS or Atom feed, with
+  an ETag so feed readers polling every few minutes get a 304.
+* ``GET /healthz``: JSON; 503 when every source is failing.
+
+Starlette is imported inside :func:`create_web_app`, so importing this
+module costs nothing for commands that never serve HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import profiles as profile_files
+from .errors import NewsletterError
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from .pipeline import App
+
+FEED_MAX_AGE = 900
+"""Seconds a feed reader may cache a feed: digests change at most a few times a day."""
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex"><title>{title}</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:34em;margin:3em auto;padding:0 1em}}
+button{{font-size:1em;padding:.5em 1.2em}}</style></head>
+<body><h1>{title}</h1>{body}</body></html>
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return _PAGE.format(title=html.escape(title), body=body)
+
+
+def create_web_app(app: App) -> Starlette:
+    """The ASGI app that ``newsletter serve`` runs with uvicorn."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    web = _Web(app)
+    routes = [
+        Route("/unsubscribe/{token}", web.unsubscribe_page, methods=["GET"]),
+        Route("/unsubscribe/{token}", web.unsubscribe, methods=["POST"]),
+        Route("/feeds/{name}", web.feed, methods=["GET"]),
+        Route("/healthz", web.healthz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes)
+
+
+class _Web:
+    """The handlers; plain functions run in Starlette's thread pool (they do file I/O)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._write = threading.Lock()
+
+    # -- unsubscribe -----------------------------------------------------------------
+
+    def unsubscribe_page(self, request: Request) -> Response:
+        from starlette.responses import HTMLResponse
+
+        reader = self.app.tokens.check_unsubscribe(str(request.path_params["token"]))
+        if reader is None:
+            return _bad_token()
+        action = html.escape(str(request.url.path))
+        body = (
+            "<p>Stop receiving this digest? You can resume any time by setting "
+            "<code>paused = false</code> in your profile.</p>"
+            f'<form method="post" action="{action}">'
+            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            '<button type="submit">Unsubscribe</button></form>'
+        )
+        return HTMLResponse(_page("Unsubscribe", body), headers={"Cache-Control": "no-store"})
+
+    def unsubscribe(self, request: Request) -> Response:
+        from starlette.responses import HTMLResponse
+
+        reader = self.app.tokens.check_unsubscribe(str(request.path_params["token"]))
+        if reader is None:
+            return _bad_token()
+        try:
+            with self._write:
+                pause(self.app, reader)
+        except (NewsletterError, OSError) as e:
+            return HTMLResponse(_page("Please try again", f"<p>{html.escape(str(e))}</p>"), status_code=503)
+        return HTMLResponse(
+            _page("Unsubscribed", "<p>You will receive no more digests. Thank you for reading.</p>"),
+            headers={"Cache-Control": "no-store"},
+        )
+
+    # -- feeds -------------------------------------------------------------------------
+
+    def feed(self, request: Request) -> Response:
+        from starlette.responses import Response
+
+        name = str(request.path_params["name"])
+        token, dot, suffix = name.rpartition(".")
+        kinds = {"xml": ("rss", "application/rss+xml"), "atom": ("atom", "application/atom+xml")}
+        reader = self.app.tokens.check_feed(token) if dot and suffix in kinds else None
+        if reader is None:
+            return Response("no such feed\n", status_code=404, media_type="text/plain")
+        kind, media = kinds[suffix]
+        try:
+            body = self._feed_bytes(reader, kind, suffix)
+        except (NewsletterError, OSError) as e:
+            return Response(f"feed unavailable: {e}\n", status_code=503, media_type="text/plain")
+        if body is None:
+            return Response("no such feed\n", status_code=404, media_type="text/plain")
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        headers = {"ETag": etag, "Cache-Control": f"public, max-age={FEED_MAX_AGE}"}
+        if etag in _etags(request.headers.get("if-none-match", "")):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type=f"{media}; charset=utf-8", headers=headers)
+
+    def _feed_bytes(self, reader: str, kind: str, suffix: str) -> bytes | None:
+        """The feed file ``run`` wrote, or one rendered now from the store."""
+        path = self.app.settings.paths.feeds_dir / f"{reader}.{suffix}"
+        if path.exists():
+            return path.read_bytes()
+        profile = _profile(self.app, reader)
+        if profile is None:
+            return None
+        links = self.app.links(reader)
+        url = links.feed_url if kind == "rss" else links.atom_url
+        text = self.app.renderer.feed(
+            profile,
+            self.app.feed_matches(reader),
+            kind=kind,
+            self_url=url,
+            updated=self.app.clock(),
+            notes=self.app.source_notes(),
+        )
+        return text.encode("utf-8")
+
+    # -- health ----------------------------------------------------------------------------
+
+    def healthz(self, request: Request) -> Response:
+        from starlette.responses import JSONResponse
+
+        report = health(self.app)
+        return JSONResponse(report, status_code=200 if report["healthy"] else 503)
+
+
+def pause(app: App, reader: str) -> None:
+    """Pause *reader* in their profile file and in the store (idempotent)."""
+    path = _profile_path(app, reader)
+    if path is not None and path.exists():
+        profile_files.set_paused(path, True)
+    app.store.set_paused(reader, True)
+
+
+def _profile_path(app: App, reader: str) -> Path | None:
+    doc = app.store.profiles.get(doc_id=reader)  # type: ignore[call-overload]  # our ids are str
+    if doc and doc.get("path"):
+        return Path(doc["path"])
+    candidate = app.settings.paths.profiles_dir / f"{reader}.toml"
+    return candidate if candidate.exists() else None
+
+
+def _profile(app: App, reader: str) -> Any:
+    path = _profile_path(app, reader)
+    if path is None:
+        return None
+    return profile_files.parse_profile(path.read_text(encoding="utf-8"), path)
+
+
+def health(app: App) -> dict[str, Any]:
+    """Last fetch per source, last send, failing sources; unhealthy when all fail."""
+    status = app.status()
+    return {
+        "healthy": status.healthy,
+        "now": _iso(status.now),
+        "last_fetch": _iso(status.last_fetch),
+        "last_send": _iso(status.last_send),
+        "sources": [
+            {
+                "name": s.name,
+                "last_success": _iso(s.last_success),
+                "last_attempt": _iso(s.last_attempt),
+                "failures": s.failures,
+                "last_error": s.last_error,
+            }
+            for s in status.sources
+        ],
+        "failing": [s.name for s in status.failing],
+        "uncertain": len(status.uncertain),
+        "failed": len(status.failed),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _etags(header: str) -> set[str]:
+    return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
+
+
+def _bad_token() -> Response:
+    from starlette.responses import HTMLResponse
+
+    body = "<p>This link is invalid or has expired. Use the link in your latest digest, or ask the sender.</p>"
+    return HTMLResponse(_page("Link not valid", body), status_code=400)
+
+
+__all__ = ["create_web_app", "health", "pause"]

@@ -1,0 +1,20 @@
+"""The render benchmark still runs (a tiny size: this checks it works, not its speed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+
+import bench_render
+
+
+def test_bench_render_tiny_run(capsys: pytest.CaptureFixture[str]) -> None:
+    figures = bench_render.main(["--readers", "3", "--items", "25", "--baseline", "1"])
+    out = capsys.readouterr().out
+    assert "emails/s" in out
+    assert figures["emails_per_s"] > 0 and figures["baseline_emails_per_s"] > 0
+    assert 0 < figures["html_bytes_max"] <= 80_000

@@ -1,0 +1,30 @@
+"""The synthetic benchmark workload is realistic input the real pipeline accepts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from newsletter.profiles import parse_profile
+from newsletter.sources import parse_arxiv
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import workload
+
+
+def test_items_become_a_feed_that_parses_back_to_distinct_papers() -> None:
+    items = workload.make_items(400)
+    parsed = parse_arxiv("bench", workload.arxiv_rss(items))
+    assert len(parsed) == 400
+    assert len({p.arxiv_id for p in parsed}) == 400
+    assert [p.title for p in parsed] == [i.title for i in items]
+
+
+def test_profiles_are_valid_profile_files(tmp_path: Path) -> None:
+    items = workload.make_items(50)
+    profiles = workload.make_profiles(30, items)
+    for p in profiles:
+        parsed = parse_profile(workload.profile_toml(p), tmp_path / f"{p.id}.toml")
+        assert parsed.interests.keywords == p.interests.keywords
+        assert parsed.interests.papers == p.interests.papers
+    assert len(workload.vocabulary()) >= 20

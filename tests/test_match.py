@@ -1,0 +1,280 @@
+"""Ranking: retrieval quality signals, reasons, no repeats, the batch API, and the rank/preview commands."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+from click.testing import CliRunner
+from conftest import SAMPLES, Clock
+
+from newsletter import match, sources
+from newsletter.cli import cli
+from newsletter.config import Settings
+from newsletter.ledger import Ledger
+from newsletter.pipeline import make_app
+from newsletter.types import Entry, Interests, Keyword, Profile, ReasonKind
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+FILLER = [
+    ("Graph neural networks for molecules", "We predict molecular properties with message passing."),
+    ("A survey of reinforcement learning", "Policy gradients, value functions and exploration."),
+    ("Speech recognition with transformers", "End-to-end acoustic models for many languages."),
+    ("Protein folding at scale", "Structure prediction from sequences with attention."),
+]
+
+
+def entry(n: int | str, title: str, summary: str = "", **kw: object) -> Entry:
+    base = Entry(
+        id=f"arxiv:2401.{int(n):05d}" if isinstance(n, int) else n,
+        title=title,
+        summary=summary,
+        link="https://arxiv.org/abs/x",
+        first_seen=NOW - timedelta(hours=1),
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def corpus(*extra: Entry) -> list[Entry]:
+    return [entry(100 + i, t, s) for i, (t, s) in enumerate(FILLER)] + list(extra)
+
+
+def profile(keywords: tuple[str | Keyword, ...] = (), **interests: object) -> Profile:
+    kws = tuple(k if isinstance(k, Keyword) else Keyword(k) for k in keywords)
+    extra = {k: v for k, v in interests.items() if k in ("max_items", "min_score")}
+    inner = {k: v for k, v in interests.items() if k not in extra}
+    return Profile(
+        id="ada",
+        email="ada@example.org",
+        name="Ada",
+        timezone="UTC",
+        send_at=time(7),
+        frequency="daily",
+        interests=Interests(keywords=kws, **inner),  # type: ignore[arg-type]
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def ids(matches: list[match.Match] | list[object]) -> list[str]:
+    return [m.entry.id for m in matches]  # type: ignore[attr-defined]
+
+
+def test_stemming_and_phrase_reason() -> None:
+    es = corpus(entry(1, "Quantizing Models to 4 bits", "We study low-bit weights."))
+    m = match.rank(es, profile(("quantized models",)), NOW)[0]
+    assert m.entry.id == "arxiv:2401.00001"
+    assert m.reasons[0].kind is ReasonKind.KEYWORD and m.reasons[0].text == '"quantized models" in title'
+
+
+def test_adjacent_phrase_beats_scattered_words() -> None:
+    es = corpus(
+        entry(1, "Routing tokens", "A mixture of experts layer routes tokens."),
+        entry(2, "Routing tokens", "Experts disagree; a mixture of opinions helps layer routes."),
+    )
+    got = match.rank(es, profile(("mixture of experts",)), NOW)
+    assert ids(got)[0] == "arxiv:2401.00001"
+    assert got[0].score > got[1].score
+    assert got[1].reasons[0].text.startswith('part of "mixture of experts"')
+
+
+def test_title_match_beats_abstract_match() -> None:
+    es = corpus(
+        entry(1, "Notes on training", "Here we cover pipeline parallelism in depth for large jobs today."),
+        entry(2, "Pipeline parallelism revisited", "Notes on training large jobs in depth for today here."),
+    )
+    assert ids(match.rank(es, profile(("pipeline parallelism",)), NOW))[0] == "arxiv:2401.00002"
+
+
+def test_keyword_weight_changes_the_order() -> None:
+    es = corpus(entry(1, "Sparse attention kernels", ""), entry(2, "Low-rank adapters", ""))
+    plain = match.rank(es, profile(("sparse attention", "low-rank adapters")), NOW)
+    weighted = match.rank(es, profile(("sparse attention", Keyword("low-rank adapters", 3.0))), NOW)
+    assert ids(weighted)[0] == "arxiv:2401.00002"
+    assert ids(plain)[0] != ids(weighted)[0] or plain[0].score != weighted[0].score
+
+
+def test_exclusion_is_a_veto() -> None:
+    es = corpus(
+        entry(1, "Quantization for satellite images", "Remote sensing imagery compressed."),
+        entry(2, "Quantization for chat models", "Language models compressed."),
+    )
+    assert ids(match.rank(es, profile(("quantization",), exclude=("remote sensing",)), NOW)) == ["arxiv:2401.00002"]
+
+
+def test_author_name_forms_match() -> None:
+    es = corpus(
+        entry(1, "Fast attention", authors=("Tri Dao", "Ana Li")),
+        entry(2, "Slow attention", authors=("Dao, Tri",)),
+        entry(3, "Other attention", authors=("T. Dao",)),
+        entry(4, "Unrelated", authors=("A. Dao",)),
+    )
+    for form in ("T. Dao", "Tri Dao", "Dao, Tri"):
+        got = match.rank(es, profile(authors=(form,)), NOW)
+        assert sorted(ids(got)) == ["arxiv:2401.00001", "arxiv:2401.00002", "arxiv:2401.00003"], form
+        assert all(r.kind is ReasonKind.AUTHOR and r.term == form for m in got for r in m.reasons)
+    assert any("by Tri Dao" in m.reason_line for m in match.rank(es, profile(authors=("T. Dao",)), NOW))
+
+
+def test_categories_alone_and_as_bonus() -> None:
+    es = corpus(
+        entry(1, "Quantization A", categories=("cs.LG",)),
+        entry(2, "Quantization B", categories=("cs.CV",)),
+        entry(3, "Something else", categories=("cs.LG",)),
+    )
+    with_kw = match.rank(es, profile(("quantization",), categories=("cs.lg",)), NOW)
+    assert ids(with_kw) == ["arxiv:2401.00001", "arxiv:2401.00002"]  # category lifts, never adds
+    assert "in cs.LG" in with_kw[0].reason_line
+    only = match.rank(es, profile(categories=("cs.LG",)), NOW)
+    assert sorted(ids(only)) == ["arxiv:2401.00001", "arxiv:2401.00003"]
+
+
+def test_seed_papers_rank_similar_papers_and_name_the_seed() -> None:
+    seed = entry(
+        "arxiv:2301.00001", "Speculative decoding with draft models", "Draft tokens verified by a target model."
+    )
+    es = corpus(
+        entry(1, "Faster speculative decoding", "Draft models propose tokens; the target model verifies them."),
+        entry(2, "Image segmentation", "Pixels and masks."),
+    )
+    got = match.rank(es, profile(papers=("2301.00001",)), NOW, seeds={seed.id: seed})
+    assert ids(got)[0] == "arxiv:2401.00001"
+    reason = got[0].reasons[0]
+    assert reason.kind is ReasonKind.PAPER and reason.term == "2301.00001"
+    assert "Speculative decoding with draft models" in reason.text
+
+
+def test_seed_in_index_is_used_but_not_recommended() -> None:
+    es = corpus(
+        entry(1, "Speculative decoding with draft models", "Draft tokens verified by a target model."),
+        entry(2, "Faster speculative decoding", "Draft models propose tokens; the target model verifies them."),
+    )
+    got = match.rank(es, profile(papers=("2401.00001",)), NOW)
+    assert ids(got)[0] == "arxiv:2401.00002" and "arxiv:2401.00001" not in ids(got)
+
+
+def test_min_score_and_max_items() -> None:
+    es = corpus(*(entry(i, f"Quantization study {i}", "quantization " * i) for i in range(1, 8)))
+    assert len(match.rank(es, profile(("quantization",), max_items=3), NOW)) == 3
+    scores = [m.score for m in match.rank(es, profile(("quantization",)), NOW)]
+    cut = sorted(scores)[3]
+    assert all(m.score >= cut for m in match.rank(es, profile(("quantization",), min_score=cut), NOW))
+    assert len(match.rank(es, profile(("quantization",), min_score=cut), NOW)) == len([s for s in scores if s >= cut])
+
+
+def test_upvotes_are_a_mild_boost() -> None:
+    es = corpus(
+        entry(1, "Quantization of models", "", upvotes=0),
+        entry(2, "Quantization of models", "", upvotes=150),
+        entry(3, "Quantization of models: quantization", "quantization quantization", upvotes=0),
+    )
+    got = match.rank(es, profile(("quantization",)), NOW)
+    assert ids(got) == ["arxiv:2401.00003", "arxiv:2401.00002", "arxiv:2401.00001"]
+    assert any(r.kind is ReasonKind.POPULAR for r in got[1].reasons)
+
+
+def test_no_repeats_delivered_ids_since_and_duplicate_ids() -> None:
+    es = corpus(
+        entry(1, "Quantization one"),
+        entry(2, "Quantization two", first_seen=NOW - timedelta(days=3)),
+        entry(3, "Quantization three"),
+        entry(3, "Quantization three, version 2"),
+    )
+    got = match.rank(
+        es, profile(("quantization",)), NOW, exclude_ids={"arxiv:2401.00001"}, since=NOW - timedelta(days=1)
+    )
+    assert ids(got) == ["arxiv:2401.00003"]
+
+
+def test_rank_many_agrees_with_rank_one_by_one() -> None:
+    entries = [
+        sources.merge(None, d, NOW) for d in sources.parse("arxiv", "s", (SAMPLES / "arxiv_cs.rss").read_bytes())
+    ]
+    index = match.Index(entries)
+    profiles = [
+        replace(profile(("quantization", "FP8 training"), exclude=("vision",)), id="a"),
+        replace(profile(("mixture of experts",), authors=("Ana Li",), categories=("cs.CL",)), id="b"),
+        replace(profile(papers=(entries[0].arxiv_id or "",)), id="c"),
+        replace(profile(("zzzz qqqq",)), id="d"),
+    ]
+    excluded = {"a": {entries[5].id}}
+    batch = index.rank_many(profiles, NOW, excluded, {"b": None})
+    assert set(batch) == {"a", "b", "c", "d"} and batch["d"] == []
+    for p in profiles:
+        one = index.rank(p, NOW, exclude_ids=excluded.get(p.id, frozenset()))
+        assert [(m.entry.id, m.score) for m in one] == [(m.entry.id, m.score) for m in batch[p.id]]
+        assert all(m.reasons for m in one)
+
+
+# -- commands ---------------------------------------------------------------------
+
+
+def write_profile(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "ada.toml"
+    path.write_text(f'email = "ada@example.org"\n[interests]\n{body}\n')
+    return path
+
+
+def test_rank_command_json_on_each_feed_kind(tmp_path: Path) -> None:
+    prof = write_profile(tmp_path, 'keywords = ["mixture of experts"]')
+    runner = CliRunner()
+    results = {}
+    for name in ("arxiv_cs.rss", "hf_daily_papers.json"):
+        out = runner.invoke(cli, ["rank", "--profile", str(prof), "--entries", str(SAMPLES / name), "--json"])
+        assert out.exit_code == 0, out.output
+        rows = json.loads(out.output)
+        assert rows and set(rows[0]) == {"id", "title", "score", "reasons"}
+        assert rows[0]["id"].startswith("arxiv:") and rows[0]["reasons"]
+        results[name] = [r["id"] for r in rows]
+    assert set(results["arxiv_cs.rss"]) & set(results["hf_daily_papers.json"])
+    atom = tmp_path / "blog.atom"
+    atom.write_text(
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>b</title><id>urn:b</id>'
+        "<updated>2026-01-01T00:00:00Z</updated><entry><title>Mixture of experts, explained</title>"
+        '<id>urn:1</id><link href="https://blog.example.org/moe"/><updated>2026-01-01T00:00:00Z</updated>'
+        "<summary>Routing.</summary></entry></feed>"
+    )
+    out = runner.invoke(cli, ["rank", "--profile", str(prof), "--entries", str(atom)])
+    assert out.exit_code == 0 and "Mixture of experts, explained" in out.output and "why:" in out.output
+
+
+def test_rank_command_reports_a_broken_profile_in_one_line(tmp_path: Path) -> None:
+    prof = write_profile(tmp_path, 'keywords = ["x"]\nauthor = ["Tri Dao"]')
+    out = CliRunner().invoke(cli, ["rank", "--profile", str(prof), "--entries", str(SAMPLES / "arxiv_cs.rss")])
+    assert out.exit_code == 1 and "line 4" in out.output and "did you mean `authors`" in out.output
+    assert "Traceback" not in out.output
+
+
+def test_preview_shows_reasons_and_records_nothing(settings: Settings, clock: Clock, tmp_path: Path) -> None:
+    with make_app(settings, clock=clock) as app:
+        app.fetch()
+    (settings.paths.profiles_dir / "ada.toml").write_text(
+        (settings.paths.profiles_dir / "ada.toml")
+        .read_text()
+        .replace('categories = ["cs.LG"]', 'papers = ["2999.00001"]')
+    )
+    with make_app(settings, clock=clock) as app:
+        digest = app.preview("ada", 2)
+        assert digest.matches and all(m.reasons for m in digest.matches)
+        assert any("2999.00001" in n for n in digest.notes)  # unknown seed reported, not ignored
+        assert app.store.feed_items("ada") == []
+    ledger = Ledger(settings.paths.data_dir)
+    try:
+        assert ledger.rows(reader="ada") == []
+    finally:
+        ledger.close()
+    config = tmp_path / "n.toml"
+    assert not config.exists()
+
+
+def test_preview_command_unknown_reader_is_one_line(settings: Settings) -> None:
+    from newsletter.errors import NewsletterError
+
+    with make_app(settings) as app:
+        try:
+            app.preview("nobody", 1)
+        except NewsletterError as e:
+            assert "ada" in str(e) and "without .toml" in str(e)
+        else:
+            raise AssertionError("expected an error for an unknown reader")

@@ -1,0 +1,105 @@
+"""The whole pipeline through make_app, on real files, with a controlled clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import feedparser
+from conftest import Clock
+
+from newsletter.config import Settings
+from newsletter.pipeline import make_app
+from newsletter.store import Store
+from newsletter.types import DeliveryStatus
+
+
+def sent(results: list, status: DeliveryStatus = DeliveryStatus.SENT) -> dict[str, int]:
+    return {r.reader: r.items for r in results if r.status is status and not r.already}
+
+
+def test_run_sends_each_reader_one_digest_per_period(settings: Settings, clock: Clock) -> None:
+    with make_app(settings, clock=clock) as app:
+        first = app.run(force=True)
+        assert set(sent(list(first.deliveries))) == {"ada", "alan", "grace"}
+        again = app.run(force=True)
+        assert sent(list(again.deliveries)) == {}
+        assert all(r.already for r in again.deliveries)
+    assert len(list(settings.paths.outbox_dir.glob("*/*.eml"))) == 3
+
+
+def test_no_paper_is_sent_twice_across_days(settings: Settings, clock: Clock) -> None:
+    with make_app(settings, clock=clock) as app:
+        day1 = app.run(force=True)
+        clock.now += timedelta(days=1)
+        day2 = app.run(force=True)  # same feeds again: nothing is new
+        assert sent(list(day1.deliveries))["ada"] > 0
+        assert "ada" not in sent(list(day2.deliveries))
+        delivered = [set(r.entry_ids) for r in app.ledger.rows(reader="ada") if r.entry_ids]
+        assert len(delivered) == 1
+        skipped = [r for r in day2.deliveries if r.reader == "ada"]
+        assert skipped[0].status is DeliveryStatus.SKIPPED and skipped[0].detail == "nothing new matched"
+
+
+def test_a_broken_profile_is_reported_and_the_others_still_get_theirs(settings: Settings, clock: Clock) -> None:
+    (settings.paths.profiles_dir / "zoe.toml").write_text(
+        'email = "zoe@example.org"\ntimezone = "Mars/Olympus"\n[interests]\nkeywords = ["x"]\n'
+    )
+    with make_app(settings, clock=clock) as app:
+        report = app.run(force=True)
+    assert len(report.profile_errors) == 1
+    assert "zoe.toml line 2: `timezone`: unknown time zone 'Mars/Olympus'" in report.profile_errors[0]
+    assert set(sent(list(report.deliveries))) == {"ada", "alan", "grace"}
+
+
+def test_a_paused_reader_gets_nothing(settings: Settings, clock: Clock) -> None:
+    path = settings.paths.profiles_dir / "grace.toml"
+    path.write_text(path.read_text().replace('frequency = "daily"', 'frequency = "daily"\npaused = true'))
+    with make_app(settings, clock=clock) as app:
+        report = app.run(force=True)
+    grace = next(r for r in report.deliveries if r.reader == "grace")
+    assert grace.status is DeliveryStatus.SKIPPED and "paused" in (grace.detail or "")
+    assert not list(settings.paths.outbox_dir.glob("*/grace.eml"))
+
+
+def test_each_reader_gets_a_feed_of_what_they_were_sent(settings: Settings, clock: Clock) -> None:
+    with make_app(settings, clock=clock) as app:
+        report = app.run(force=True)
+        ada_ids = {f"urn:newsletter:{i}" for i in app.ledger.rows(reader="ada")[0].entry_ids}
+    feed = feedparser.parse((settings.paths.feeds_dir / "ada.xml").read_bytes())
+    assert feed.bozo == 0
+    assert {e.id for e in feed.entries} == ada_ids
+    assert all("Why:" in e.summary for e in feed.entries)
+    assert len(report.feeds) == 6
+
+
+def test_fetch_merges_both_sample_sources_into_one_entry_per_paper(settings: Settings, clock: Clock) -> None:
+    with make_app(settings, clock=clock) as app:
+        results = app.fetch()
+    assert [r.error for r in results] == [None, None]
+    with Store(settings.paths.data_dir, read_only=True) as store:
+        entries = store.get_entries()
+    assert len(entries) == 334
+    assert all(e.upvotes is not None and e.categories for e in entries.values())
+
+
+def test_the_store_is_single_writer_but_a_run_leaves_it_readable(settings: Settings, clock: Clock) -> None:
+    with make_app(settings, clock=clock) as app:
+        app.run(force=True)
+    with Store(settings.paths.data_dir, read_only=True) as store:
+        assert set(store.profile_docs()) == {"ada", "alan", "grace"}
+    assert Path(settings.paths.data_dir / "ledger.sqlite3").exists()
+
+
+def test_a_failing_source_is_named_in_the_email_footer_and_the_feed(settings: Settings, clock: Clock) -> None:
+    broken = settings.sources[0].model_copy(update={"name": "gone", "path": settings.paths.data_dir / "missing.rss"})
+    settings = settings.model_copy(update={"sources": (*settings.sources, broken)})
+    with make_app(settings, clock=clock) as app:
+        app.fetch()
+        report = app.run(force=True)  # the second failure in a row
+    assert [r.error is not None for r in report.sources] == [False, False, True]
+    note = "Source gone has failed 2 times in a row"
+    eml = next(settings.paths.outbox_dir.glob("*/ada.eml")).read_bytes().decode()
+    assert note in eml.replace("=\r\n", "").replace("=\n", "")
+    feed = feedparser.parse((settings.paths.feeds_dir / "ada.xml").read_bytes())
+    assert note in feed.feed.description

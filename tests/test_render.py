@@ -1,0 +1,302 @@
+"""Rendering: escaping, size, text part, feeds' validity, goldens."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+from markupsafe import escape
+from renderdata import LINKS, NOW, match_for, profile, sample_digest, sample_entries
+
+from newsletter.errors import RenderError
+from newsletter.render import Renderer, cut, safe_url, short_authors, subject_for, xml_text
+from newsletter.types import Entry, Match, Reason, ReasonKind
+
+DATA = Path(__file__).parent / "data"
+GOLDEN = Path(__file__).parent / "golden" / "render"
+ATOM_SCHEMA = etree.RelaxNG(etree.parse(str(DATA / "atom-rfc4287.rng")))
+HOSTILE = '<script>alert(1)</script><mj-include path="/etc/passwd"/>'
+RSS_SELF = "https://news.example.org/feeds/tok-feed.xml"
+ATOM_SELF = "https://news.example.org/feeds/tok-feed.atom"
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer(site_title="Paper digest", site_url="https://news.example.org", contact="ops@example.org")
+
+
+def hostile_digest() -> Any:
+    e = sample_entries(1)[0]
+    e = replace(e, title=HOSTILE, summary=HOSTILE, authors=(HOSTILE,), categories=(HOSTILE,))
+    m = Match(entry=e, score=1.0, reasons=(Reason(ReasonKind.KEYWORD, HOSTILE, "x"),))
+    return replace(sample_digest(1), matches=(m,), notes=(HOSTILE,), profile=profile(name=HOSTILE))
+
+
+def render_any(r: Renderer, name: str) -> str:
+    """Render template *name* with hostile text in every field, as the app would."""
+    d = hostile_digest()
+    if name.endswith(".mjml"):
+        return r.compiled(name).render(r.email_context(d, LINKS))
+    if name.endswith(".txt"):
+        return r._template(name).render(r.email_context(d, LINKS))
+    if name.endswith(".xml"):
+        return r._template(name).render(r.feed_context(d.profile, d.matches, self_url=RSS_SELF, updated=NOW))
+    pytest.fail(f"no test context for template {name}: teach render_any about it")
+
+
+# -- escaping ------------------------------------------------------------------
+
+
+def test_every_template_the_loader_lists_escapes_entry_text(tmp_path: Path) -> None:
+    user = tmp_path / "templates"
+    user.mkdir()
+    (user / "extra.txt").write_text("{{ matches[0].title }} {{ name }}\n")
+    r = Renderer(user)
+    names = r.env.list_templates()
+    assert {"digest.mjml", "digest.txt", "feed.rss.xml", "feed.atom.xml", "extra.txt"} <= set(names)
+    for name in names:
+        out = render_any(r, name)
+        assert "<script>" not in out, name
+        assert "&lt;script&gt;" in out, name
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% autoescape false %}{{ name }}{% endautoescape %}",
+        "{{ name | safe }}",
+        "{% autoescape 0 %}{{ name }}{% endautoescape %}",
+    ],
+)
+def test_a_template_that_turns_escaping_off_is_refused(tmp_path: Path, source: str) -> None:
+    (tmp_path / "digest.txt").write_text(source)
+    with pytest.raises(RenderError, match=r"digest\.txt"):
+        Renderer(tmp_path).email(sample_digest(2), LINKS)
+
+
+def test_mj_include_in_a_title_stays_inert_text(renderer: Renderer) -> None:
+    before = renderer.compile_count
+    email = renderer.email(hostile_digest(), LINKS)
+    renderer.email(sample_digest(3), LINKS)
+    assert "&lt;mj-include path=&#34;/etc/passwd&#34;/&gt;" in email.html
+    assert "<mj-include" not in email.html
+    assert "root:" not in email.html
+    assert '<mj-include path="/etc/passwd"/>' in email.text  # plain text shows it as typed
+    assert renderer.compile_count - before <= 1  # compiled once, never per email
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "JaVaScRiPt:alert(1)", " javascript:alert(1)", "data:text/html,x", "vbscript:x",
+     "https://ok.example.org/\njavascript:x", 'https://x.example.org/"onmouseover="x', ""],
+)
+def test_unsafe_urls_become_hash(url: str) -> None:
+    assert safe_url(url) == "#"
+
+
+def test_javascript_urls_never_reach_email_or_feed(renderer: Renderer) -> None:
+    e = replace(sample_entries(1)[0], link="javascript:alert(1)", code_url="JAVASCRIPT:x", project_url="data:x")
+    d = replace(sample_digest(1), matches=(match_for(e),))
+    email = renderer.email(d, replace(LINKS, unsubscribe_url="javascript:evil()"))
+    rss = renderer.feed(d.profile, d.matches, kind="rss", self_url=RSS_SELF, updated=NOW)
+    for out in (email.html, email.text, rss):
+        assert "javascript:" not in out.lower()
+        assert "data:x" not in out
+    assert 'href="#"' in email.html
+
+
+# -- the email -------------------------------------------------------------------
+
+
+def test_a_25_item_email_stays_under_80_kb(renderer: Renderer) -> None:
+    email = renderer.email(sample_digest(25), LINKS)
+    assert email.html.count('class="t"') == 25
+    assert len(email.html.encode()) <= 80_000
+
+
+def test_email_has_header_items_footer_and_preheader(renderer: Renderer) -> None:
+    d = sample_digest(7)
+    email = renderer.email(d, LINKS)
+    assert email.subject == "7 new papers for you: quantization, FP8 training (Mon 23 Nov)"
+    assert "Monday 23 November 2026 · 7 new papers for Ada" in email.html
+    for m in d.matches:
+        assert f'href="{m.entry.link}"' in email.html
+        assert f'href="https://arxiv.org/pdf/{m.entry.arxiv_id}"' in email.html
+    assert "P. Silva, K. Haddad et al." in email.html
+    assert 'href="https://github.com/example/repo0">Code</a>' in email.html
+    assert 'href="https://example.org/project0">Project page</a>' in email.html
+    assert 'Why: &#34;quantization&#34; in title' in email.html
+    assert f'href="{LINKS.unsubscribe_url}">Unsubscribe' in email.html
+    assert f'href="{LINKS.pause_url}">Pause' in email.html
+    assert f'href="{LINKS.profile_url}">Edit your profile' in email.html
+    assert "You get this because your profile (ada.toml) asks for: quantization, FP8 training" in email.html
+    assert email.preheader.startswith("MegaScale")
+    assert re.search(r'<div style="display:none;[^"]*">\s*MegaScale', email.html)
+    assert "prefers-color-scheme: dark" in email.html
+    scheme = r'<meta (name="color-scheme" content="light dark"|content="light dark" name="color-scheme")'
+    assert re.search(scheme, email.html)
+
+
+def test_footer_without_pause_or_profile_url_says_what_to_edit(renderer: Renderer) -> None:
+    email = renderer.email(sample_digest(1), replace(LINKS, pause_url="", profile_url=""))
+    assert "set paused = true in ada.toml" in email.html
+    assert "Edit ada.toml to change what you get" in email.html
+    assert "Pause: set paused = true in ada.toml" in email.text
+
+
+def test_text_part_is_numbered_wrapped_and_complete(renderer: Renderer) -> None:
+    d = sample_digest(12)
+    text = renderer.email(d, LINKS).text
+    long_lines = [line for line in text.splitlines() if len(line) > 72 and "://" not in line]
+    assert long_lines == []
+    assert "&amp;" not in text and "&#34;" not in text
+    for i, m in enumerate(d.matches, 1):
+        assert re.search(rf"^ ?{i}\. ", text, re.M), i
+        assert f"Abstract: {m.entry.link}" in text
+        assert f"PDF: https://arxiv.org/pdf/{m.entry.arxiv_id}" in text
+    assert text.count("Why: ") == 12
+    assert f"Unsubscribe: {LINKS.unsubscribe_url}" in text
+
+
+def test_helpers() -> None:
+    assert short_authors(["Ana Li", "Bo Kim", "Cy Wu", "Di Xu"]) == "A. Li, B. Kim et al."
+    assert short_authors(["Ana Li", "Bo Kim", "Cy Wu"]) == "A. Li, B. Kim, C. Wu"
+    assert short_authors(["Dao, Tri"]) == "T. Dao"
+    assert short_authors(["Plato"]) == "Plato"
+    assert cut("one two three four", 9) == "one two…"
+    assert cut("short", 9) == "short"
+    assert xml_text("a\x00b\x1fc\ud800d\ufffee\tf") == "abcde\tf"
+    empty = replace(sample_digest(0))
+    assert subject_for(empty) == "No new papers for you today (Mon 23 Nov)"
+
+
+def test_broken_or_missing_template_is_a_render_error(tmp_path: Path) -> None:
+    (tmp_path / "digest.txt").write_text("{% for x in %}")
+    with pytest.raises(RenderError, match=r"digest\.txt line 1"):
+        Renderer(tmp_path).email(sample_digest(1), LINKS)
+    with pytest.raises(RenderError, match="unknown feed kind"):
+        Renderer().feed(profile(), (), kind="json", self_url=RSS_SELF, updated=NOW)
+
+
+def test_user_template_overrides_the_default(tmp_path: Path) -> None:
+    (tmp_path / "digest.txt").write_text("Hello {{ name }}: {{ count_label }}\n")
+    assert Renderer(tmp_path).email(sample_digest(2), LINKS).text == "Hello Ada: 2 new papers\n"
+
+
+# -- feeds ------------------------------------------------------------------------
+
+
+def feeds(r: Renderer, matches: tuple[Match, ...], prof: Any = None) -> tuple[str, str]:
+    p = prof or profile()
+    return (
+        r.feed(p, matches, kind="rss", self_url=RSS_SELF, updated=NOW),
+        r.feed(p, matches, kind="atom", self_url=ATOM_SELF, updated=NOW),
+    )
+
+
+def check_valid(rss: str, atom: str) -> tuple[Any, Any]:
+    for doc in (rss, atom):
+        etree.fromstring(doc.encode())  # well-formed XML 1.0
+    atom_doc = etree.fromstring(atom.encode())
+    assert ATOM_SCHEMA.validate(atom_doc), ATOM_SCHEMA.error_log
+    parsed = feedparser.parse(rss.encode()), feedparser.parse(atom.encode())
+    for p in parsed:
+        assert p.bozo == 0, p.get("bozo_exception")
+    return parsed
+
+
+def test_feeds_are_valid_with_stable_guids_dates_self_link_and_reason(renderer: Renderer) -> None:
+    d = sample_digest(5)
+    rss, atom = check_valid(*feeds(renderer, d.matches))
+    for parsed, self_url in ((rss, RSS_SELF), (atom, ATOM_SELF)):
+        assert [e.id for e in parsed.entries] == [f"urn:newsletter:{m.entry.id}" for m in d.matches]
+        assert any(link.rel == "self" and link.href == self_url for link in parsed.feed.links)
+        assert parsed.entries[0].summary.startswith('Why: "quantization" in title; in cs.LG. We present')
+        assert parsed.entries[0].published_parsed[:6] == (2026, 11, 22, 6, 30, 0)
+    assert "<pubDate>Sun, 22 Nov 2026 06:30:00 GMT</pubDate>" in feeds(renderer, d.matches)[0]
+    assert "<updated>2026-11-23T06:30:00Z</updated>" in feeds(renderer, d.matches)[1]
+    # The same paper keeps its id when rendered again later, for another digest.
+    later = feeds(renderer, d.matches[2:3])[1]
+    assert f"<id>urn:newsletter:{d.matches[2].entry.id}</id>" in later
+
+
+def test_empty_feeds_are_valid(renderer: Renderer) -> None:
+    rss, atom = check_valid(*feeds(renderer, ()))
+    assert rss.entries == [] and atom.entries == []
+
+
+def test_xml_illegal_characters_are_stripped_from_feeds(renderer: Renderer) -> None:
+    e = replace(sample_entries(1)[0], title="Bad\x00 ti\x01tle\ud800 \ufffe", authors=("A\x1b B",))
+    rss, atom = check_valid(*feeds(renderer, (match_for(e),)))
+    assert rss.entries[0].title == "Bad title"
+    assert atom.entries[0].title == "Bad title"
+
+
+def test_atom_schema_rejects_an_invalid_feed(renderer: Renderer) -> None:
+    """The schema check can fail: a feed without <updated> is not Atom."""
+    atom = feeds(renderer, sample_digest(1).matches)[1]
+    broken = re.sub(r"<updated>[^<]*</updated>\n", "", atom, count=1)
+    assert not ATOM_SCHEMA.validate(etree.fromstring(broken.encode()))
+
+
+text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80) | st.text(max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(title=text, abstract=text, authors=st.lists(text, max_size=4), reason=text, note=text, name=text)
+def test_arbitrary_text_keeps_feeds_and_email_valid(
+    renderer: Renderer, title: str, abstract: str, authors: list[str], reason: str, note: str, name: str
+) -> None:
+    e = Entry(
+        id=f"title:{title[:10]}",
+        title=title,
+        summary=abstract,
+        link="https://arxiv.org/abs/2401.00001",
+        first_seen=NOW - timedelta(hours=1),
+        authors=tuple(authors),
+        categories=(reason[:8],),
+    )
+    m = Match(entry=e, score=1.0, reasons=(Reason(ReasonKind.KEYWORD, reason, reason),))
+    prof = profile(name=name)
+    rss, atom = check_valid(*feeds(renderer, (m,), prof))
+    assert len(rss.entries) == len(atom.entries) == 1
+    digest = replace(sample_digest(0, prof), matches=(m,), notes=(note,))
+    email = renderer.email(digest, LINKS)
+    assert email.html.count('class="t"') == 1
+    clean = xml_text(" ".join(title.split()))
+    assert f'">{escape(clean)}</a></p>' in email.html
+
+
+# -- golden files -----------------------------------------------------------------
+
+
+def normalise_html(doc: str) -> str:
+    """One tag per line and no indentation: diffs show what changed, not whitespace."""
+    doc = re.sub(r">\s*<", ">\n<", doc)
+    return "\n".join(line.strip() for line in doc.splitlines() if line.strip()) + "\n"
+
+
+def test_golden_files(renderer: Renderer) -> None:
+    """Set UPDATE_GOLDEN=1 to rewrite them after a deliberate change; review the diff."""
+    d = sample_digest(4)
+    email = renderer.email(d, LINKS)
+    rss, atom = feeds(renderer, d.matches)
+    outputs = {"digest.html": normalise_html(email.html), "digest.txt": email.text, "feed.rss.xml": rss,
+               "feed.atom.xml": atom, "subject.txt": email.subject + "\n"}
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        for name, out in outputs.items():
+            (GOLDEN / name).write_text(out, encoding="utf-8")
+    for name, out in outputs.items():
+        path = GOLDEN / name
+        assert path.exists(), f"{path} missing: run UPDATE_GOLDEN=1 pytest tests/test_render.py"
+        assert out == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"

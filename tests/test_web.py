@@ -1,0 +1,128 @@
+"""The HTTP app of ``newsletter serve``: unsubscribe (RFC 8058), feeds, health."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from newsletter import profiles as profile_files
+from newsletter.config import Settings
+from newsletter.pipeline import App, make_app
+from newsletter.web import create_web_app
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[App]:
+    with make_app(settings) as a:
+        a.load_profiles()
+        yield a
+
+
+@pytest.fixture
+def client(app: App) -> TestClient:
+    return TestClient(create_web_app(app), follow_redirects=False)
+
+
+def paused(app: App, reader: str) -> tuple[bool, bool]:
+    """(in the profile file, in the store)"""
+    path = app.settings.paths.profiles_dir / f"{reader}.toml"
+    file_flag = profile_files.parse_profile(path.read_text(), path).paused
+    doc = app.store.profile_docs()[reader]
+    return file_flag, bool(doc.get("paused"))
+
+
+def test_one_click_post_pauses_file_and_store_and_is_idempotent(app: App, client: TestClient) -> None:
+    url = f"/unsubscribe/{app.tokens.unsubscribe('ada')}"
+    before = (app.settings.paths.profiles_dir / "ada.toml").read_text()
+    r = client.post(
+        url, content="List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert r.status_code == 200 and "location" not in r.headers
+    assert paused(app, "ada") == (True, True)
+    after = (app.settings.paths.profiles_dir / "ada.toml").read_text()
+    assert "paused = true" in after and after.startswith(before.splitlines()[0]), "comments are kept"
+    assert client.post(url).status_code == 200, "a second POST (no body, no cookie) is fine too"
+    assert paused(app, "ada") == (True, True)
+    assert paused(app, "grace") == (False, False)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_get_and_head_change_nothing(app: App, client: TestClient, method: str) -> None:
+    url = f"/unsubscribe/{app.tokens.unsubscribe('ada')}"
+    r = client.request(method, url)
+    assert r.status_code == 200
+    if method == "GET":
+        assert '<form method="post"' in r.text and "<button" in r.text
+    assert paused(app, "ada") == (False, False)
+
+
+@pytest.mark.parametrize("token", ["forged", "x.y.z"])
+def test_forged_tokens_change_nothing(app: App, client: TestClient, token: str) -> None:
+    assert client.post(f"/unsubscribe/{token}").status_code == 400
+    assert client.get(f"/unsubscribe/{token}").status_code == 400
+    assert all(paused(app, r) == (False, False) for r in ("ada", "grace", "alan"))
+
+
+def test_a_token_signed_with_another_secret_or_a_feed_token_is_refused(app: App, client: TestClient) -> None:
+    from newsletter.delivery import Tokens
+
+    assert client.post(f"/unsubscribe/{Tokens('other secret').unsubscribe('ada')}").status_code == 400
+    assert client.post(f"/unsubscribe/{app.tokens.feed('ada')}").status_code == 400
+    assert paused(app, "ada") == (False, False)
+
+
+def test_an_expired_token_changes_nothing(app: App, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = app.tokens.unsubscribe("ada")
+    assert app.tokens.check_unsubscribe(token, max_age=-1) is None
+    original = app.tokens.check_unsubscribe
+    monkeypatch.setattr(app.tokens, "check_unsubscribe", lambda t: original(t, max_age=-1))
+    assert client.post(f"/unsubscribe/{token}").status_code == 400
+    assert paused(app, "ada") == (False, False)
+
+
+def test_feeds_with_etag_and_304(app: App, client: TestClient) -> None:
+    app.fetch()
+    app.run(force=True, fetch=False)
+    token = app.tokens.feed("ada")
+    for suffix, root in (("xml", b"<rss"), ("atom", b"<feed")):
+        r = client.get(f"/feeds/{token}.{suffix}")
+        assert r.status_code == 200 and root in r.content
+        assert "max-age" in r.headers["cache-control"]
+        again = client.get(f"/feeds/{token}.{suffix}", headers={"If-None-Match": r.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
+    assert client.get("/feeds/forged.xml").status_code == 404
+    assert client.get(f"/feeds/{token}.json").status_code == 404
+
+
+def test_feed_rendered_on_the_fly_when_no_file_exists(app: App, client: TestClient) -> None:
+    r = client.get(f"/feeds/{app.tokens.feed('grace')}.atom")
+    assert r.status_code == 200 and b"<feed" in r.content
+
+
+def test_healthz_reports_sources_and_turns_503_when_all_fail(app: App, client: TestClient) -> None:
+    app.fetch()
+    r = client.get("/healthz")
+    body = r.json()
+    assert r.status_code == 200 and body["healthy"] is True
+    assert {s["name"] for s in body["sources"]} == {"arxiv-sample", "hf-sample"} and body["last_fetch"]
+    broken = app.settings.model_copy(
+        update={
+            "sources": tuple(s.model_copy(update={"path": Path("/nonexistent/feed.xml")}) for s in app.settings.sources)
+        }
+    )
+    app.settings = broken
+    for _ in range(3):
+        app.fetch()
+    r = client.get("/healthz")
+    assert r.status_code == 503 and sorted(r.json()["failing"]) == ["arxiv-sample", "hf-sample"]
+
+
+def test_importing_web_does_not_import_starlette() -> None:
+    code = "import sys, newsletter.web; print('starlette' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
