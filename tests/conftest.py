@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import resources
@@ -13,6 +14,10 @@ from newsletter.config import Settings, default_settings
 
 SAMPLES = Path(str(resources.files("newsletter") / "samples"))
 DATA = Path(__file__).parent / "data"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+# The benchmark scripts are plain modules; their tests import them by name.
+sys.path.insert(0, str(BENCHMARKS))
 
 
 class Clock:

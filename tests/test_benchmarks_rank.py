@@ -5,30 +5,15 @@ Correctness only: no timing assertions (the figures are for people).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
+import bench_rank
+import eval_ranking
 import pytest
-
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_eval_ranking_tiny_run_prints_both_tables() -> None:
     pytest.importorskip("sklearn", reason="the evaluation needs the bench extra (scikit-learn)")
-    ev = load("eval_ranking")
     lines: list[str] = []
-    tables = ev.main(["--draws", "1"], out=lines.append)
+    tables = eval_ranking.main(["--draws", "1"], out=lines.append)
     text = "\n".join(lines)
     assert "(a) keyword profiles" in text and "(b) seed-paper profiles" in text
     assert "LinearSVC" in text and "TF-IDF" in text
@@ -42,9 +27,8 @@ def test_eval_ranking_tiny_run_prints_both_tables() -> None:
 
 
 def test_bench_rank_tiny_run() -> None:
-    bench = load("bench_rank")
     lines: list[str] = []
-    result = bench.main(["--profiles", "40", "--entries", "400", "--naive-sample", "5"], out=lines.append)
+    result = bench_rank.main(["--profiles", "40", "--entries", "400", "--naive-sample", "5"], out=lines.append)
     assert result.profiles == 40 and result.entries == 400
     assert 0 < result.matches <= 40 * 15
     assert result.build_s > 0 and result.rank_s > 0 and result.naive_extrapolated_s > 0

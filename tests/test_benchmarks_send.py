@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
+import bench_ledger
+import bench_send
 import pytest
-
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_bench_send_tiny(capsys: pytest.CaptureFixture[str]) -> None:
-    figures = load("bench_send").main(
+    figures = bench_send.main(
         ["--readers", "40", "--baseline", "5", "--concurrency", "8", "--latency", "0.01", "--html-kb", "4"]
     )
     assert figures["readers"] == 40 and figures["concurrent_s"] > 0 and figures["baseline_extrapolated_s"] > 0
@@ -30,7 +16,7 @@ def test_bench_send_tiny(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bench_ledger_tiny(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = load("bench_ledger").main(["--readers", "50", "100", "--sample", "60"])
+    rows = bench_ledger.main(["--readers", "50", "100", "--sample", "60"])
     assert [r["readers"] for r in rows] == [50, 100]
     assert all(r["sqlite_changes_per_s"] > 0 and r["tinydb_changes_per_s"] > 0 for r in rows)
     assert "sqlite" in capsys.readouterr().out

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+
+import workload
 
 from newsletter.profiles import parse_profile
 from newsletter.sources import parse_arxiv
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import workload
 
 
 def test_items_become_a_feed_that_parses_back_to_distinct_papers() -> None:
