@@ -20,7 +20,7 @@ from . import profiles as profile_files
 from .config import DEFAULT_CONFIG, Settings, default_settings, load_settings
 from .errors import NewsletterError
 from .pipeline import App, make_app
-from .store import SourceState
+from .store import SourceState, Store
 from .types import DeliveryStatus, RunReport, SourceResult
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -253,16 +253,6 @@ def run(ctx: click.Context, force: bool, no_fetch: bool, log_json: bool = False)
 # -- rank / preview ----------------------------------------------------------------------
 
 
-def _entries_kind(data: bytes) -> str:
-    """Which adapter reads *data*: a JSON list is Hugging Face, an arXiv listing says so, else any feed."""
-    head = data.lstrip()[:1]
-    if head in (b"[", b"{"):
-        return "hf"
-    if b"oai:arXiv.org:" in data[:200_000] or b"arxiv:announce_type" in data[:200_000]:
-        return "arxiv"
-    return "feed"
-
-
 @cli.command("rank")
 @click.option(
     "--profile",
@@ -299,10 +289,8 @@ def rank_command(profile_path: Path, entries_path: Path, as_json: bool) -> None:
         raise NewsletterError(f"cannot read the input files ({e}); check the paths and save them as UTF-8") from e
     profile = profile_files.parse_profile(text, profile_path)
     now = datetime.now(UTC)
-    merged: dict[str, Any] = {}
-    for item in sources.parse(_entries_kind(data), entries_path.name, data):
-        entry = sources.merge(merged.get(sources.entry_key(item)), item, now)
-        merged[entry.id] = entry
+    items = sources.parse(sources.detect_kind(data), entries_path.name, data)
+    merged = sources.merge_all({}, items, now).changed
     matches = match.rank(list(merged.values()), profile, now)
     if as_json:
         rows = [
@@ -334,7 +322,8 @@ def preview(ctx: click.Context, reader: str, days: int, open_html: bool) -> None
         newsletter preview ada --days 3 --open
     """
     settings = _settings(ctx)
-    with make_app(settings) as app:
+    # Read-only: works while `serve` holds the data folder, and records nothing.
+    with make_app(settings, store=Store(settings.paths.data_dir, read_only=True)) as app:
         digest = app.preview(reader, days)
         html_path = None
         if open_html:

@@ -433,12 +433,18 @@ def make_app(
     http: httpx.Client | None = None,
     clock: Clock | None = None,
 ) -> App:
-    """Wire every stage from *settings*; pass a part to replace the real one."""
+    """Wire every stage from *settings*; pass a part to replace the real one.
+
+    With a read-only *store* (``preview``, ``status``) the app takes no lock,
+    so it must not touch sends in flight: recovery of ``sending`` rows only
+    happens under the data folder's write lock, when no live process can be
+    mid-send.
+    """
     store = store or Store(settings.paths.data_dir)
     try:
         ledger = Ledger(settings.paths.data_dir)
         clock = clock or utcnow
-        recovered = ledger.recover(clock())
+        recovered = [] if store.read_only else ledger.recover(clock())
         return App(
             settings=settings,
             store=store,

@@ -304,6 +304,16 @@ ADAPTERS: Mapping[str, Callable[[str, bytes], list[EntryData]]] = {
 }
 
 
+def detect_kind(data: bytes) -> str:
+    """Which adapter reads *data*: a JSON document is Hugging Face, an arXiv listing says so, else any feed."""
+    if data.lstrip()[:1] in (b"[", b"{"):
+        return "hf"
+    head = data[:200_000]
+    if b"oai:arXiv.org:" in head or b"arxiv:announce_type" in head:
+        return "arxiv"
+    return "feed"
+
+
 def parse(kind: str, source: str, data: bytes) -> list[EntryData]:
     """The items of one document of *kind*; hostile input raises :class:`ParseError`, nothing else."""
     return list(parse_document(kind, source, data).items)

@@ -9,6 +9,7 @@ import feedparser
 from conftest import Clock
 
 from newsletter.config import Settings
+from newsletter.ledger import Ledger
 from newsletter.pipeline import make_app
 from newsletter.store import Store
 from newsletter.types import DeliveryStatus
@@ -103,3 +104,14 @@ def test_a_failing_source_is_named_in_the_email_footer_and_the_feed(settings: Se
     assert note in eml.replace("=\r\n", "").replace("=\n", "")
     feed = feedparser.parse((settings.paths.feeds_dir / "ada.xml").read_bytes())
     assert note in feed.feed.description
+
+
+def test_a_read_only_app_leaves_sends_in_flight_alone(settings: Settings, clock: Clock) -> None:
+    """`preview`/`status` while another process is mid-send must not mark its sends uncertain."""
+    with Store(settings.paths.data_dir) as writer:  # another process holds the data folder
+        Ledger(settings.paths.data_dir).claim("ada", "2026-11-23", ["arxiv:1"], "sendgrid", clock())
+        with make_app(settings, store=Store(settings.paths.data_dir, read_only=True), clock=clock) as app:
+            assert app.recovered == []
+            row = app.ledger.get("ada", "2026-11-23")
+            assert row is not None and row.status is DeliveryStatus.SENDING
+        assert writer.read_only is False
