@@ -42,6 +42,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except NewsletterError as e:
             raise click.ClickException(str(e)) from e
+        except OSError as e:  # a path the user gave: say which and why, without a traceback
+            where = f" {e.filename}" if e.filename else ""
+            raise click.ClickException(
+                f"cannot use{where}: {e.strerror or e}; check the path and its permissions"
+            ) from e
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -234,7 +239,8 @@ def run(ctx: click.Context, force: bool, no_fetch: bool, log_json: bool = False)
     """Fetch, then deliver every digest that is due (what cron calls).
 
     Readers whose profile file is broken are reported and skipped; the
-    others still get their digest.  Exits 1 if any profile was broken.
+    others still get their digest.  Exits 1 if a profile was broken, every
+    source failed, or a digest failed or is uncertain.
 
     \b
     Example:
@@ -246,8 +252,24 @@ def run(ctx: click.Context, force: bool, no_fetch: bool, log_json: bool = False)
         report = app.run(force=force, fetch=not no_fetch)
     logs.log_report(report)
     _print_report(report, settings)
+    problems = run_problems(report)
+    if problems:
+        raise NewsletterError("; ".join(problems))
+
+
+def run_problems(report: RunReport) -> list[str]:
+    """Why a run should exit non-zero, so cron and systemd can tell a bad run from a good one."""
+    problems = []
     if report.profile_errors:
-        sys.exit(1)
+        problems.append(f"{len(report.profile_errors)} profile file(s) are broken")
+    if report.sources and all(not s.ok for s in report.sources):
+        problems.append("every source failed")
+    bad = [
+        d for d in report.deliveries if not d.already and d.status in (DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN)
+    ]
+    if bad:
+        problems.append(f"{len(bad)} digest(s) failed or are uncertain")
+    return [p + " (see above)" for p in problems]
 
 
 # -- rank / preview ----------------------------------------------------------------------
@@ -389,7 +411,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     current = service.read_status(_settings(ctx))
     if as_json:
-        click.echo(json.dumps(service.status_json(current), indent=2))
+        click.echo(json.dumps(current.as_json(), indent=2))
     else:
         for line in service.status_lines(current):
             click.echo(line)

@@ -15,14 +15,26 @@ import re
 from importlib import resources
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
+import email_validator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import _toml
 from .errors import ConfigError
 
 DEFAULT_CONFIG = "newsletter.toml"
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+"""A 24-hour time as profiles and the schedule write it."""
+_URL_SAFE = re.compile(r"[!-~]+")  # printable ASCII, no spaces or control characters
+
+
+def email_address(value: str) -> str:
+    """*value* as a normalised email address, or ValueError saying what to write."""
+    try:
+        return email_validator.validate_email(value, check_deliverability=False).normalized
+    except email_validator.EmailNotValidError as e:
+        raise ValueError(f"{value!r} is not a valid email address ({e}); use e.g. \"ada@example.org\"") from e
 
 
 class _Section(BaseModel):
@@ -64,6 +76,10 @@ class DeliverySettings(_Section):
     from_address: str = "digest@example.org"
     from_name: str = "newsletter"
     reply_to: str | None = None
+    unsubscribe_mailto: str | None = None
+    """An address you read by hand, advertised in List-Unsubscribe next to the
+    HTTPS link (e.g. when running without `serve`). Off by default: nothing here
+    reads a mailbox, so it is only offered when someone will act on it."""
     concurrency: int = Field(default=8, ge=1, le=256)
     timeout: float = Field(default=30.0, gt=0)
     sendgrid_host: str = "https://api.sendgrid.com"
@@ -81,12 +97,10 @@ class DeliverySettings(_Section):
     auth_failure_limit: int = Field(default=5, ge=1)
     """Stop the run after this many credential refusals (401/403) in a row."""
 
-    @field_validator("from_address")
+    @field_validator("from_address", "reply_to", "unsubscribe_mailto")
     @classmethod
-    def _address(cls, value: str) -> str:
-        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-            raise ValueError(f"{value!r} is not an email address; use e.g. digest@example.org")
-        return value
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else email_address(value)
 
 
 class SiteSettings(_Section):
@@ -99,8 +113,11 @@ class SiteSettings(_Section):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with https:// (or http:// for local testing)")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or not _URL_SAFE.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a web address: use https://host[:port][/path] (http:// for local testing)"
+            )
         return value.rstrip("/")
 
 
@@ -133,14 +150,15 @@ class FetchSettings(_Section):
 
 
 class ScheduleSettings(_Section):
-    fetch_at: str = "01:30"
-    """UTC time of the daily fetch (arXiv announces at 00:00 US Eastern)."""
+    fetch_at: str = "05:30"
+    """UTC time of the daily fetch: arXiv's feeds update at midnight US Eastern
+    (05:00 UTC in winter, 04:00 in summer), so 05:30 gets the new listing."""
 
     @field_validator("fetch_at")
     @classmethod
     def _hhmm(cls, value: str) -> str:
-        if not _HHMM.match(value):
-            raise ValueError(f'{value!r} is not a time: use HH:MM, e.g. "01:30"')
+        if not HHMM.match(value):
+            raise ValueError(f'{value!r} is not a time: use HH:MM, e.g. "05:30"')
         return value
 
 
@@ -218,6 +236,8 @@ def load_settings(path: Path | None = None, *, base: Path | None = None) -> Sett
         data, text = _toml.read(path)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror}); check the file's permissions") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from e
     except _toml.TomlSyntaxError as e:
         where = f" line {e.line}" if e.line else ""
         raise ConfigError(f"{path}{where}: not valid TOML: {e.message}") from e

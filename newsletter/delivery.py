@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import http.client
 import json
-import os
 import re
 import secrets
 import smtplib
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import itsdangerous
 
+from .config import secret
 from .errors import (
     AmbiguousDeliveryError,
     ConfigError,
@@ -71,21 +71,35 @@ class Sender(Protocol):
 # -- tokens --------------------------------------------------------------------------
 
 
+MIN_SECRET_CHARS = 16
+
+
 def load_secret(data_dir: Path) -> str:
-    """``NEWSLETTER_SECRET``, or a random key kept (mode 0600) in the data folder."""
-    env = os.environ.get("NEWSLETTER_SECRET")
-    if env:
-        return env
-    path = data_dir / SECRET_FILE
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key + "\n")
-        return key
+    """``NEWSLETTER_SECRET``, or a random key kept (mode 0600) in the data folder.
+
+    The key file is written atomically, so a kill can never leave an empty key
+    (tokens signed with an empty key would be forgeable); a short or empty key
+    is refused rather than used.
+    """
+    key = secret("NEWSLETTER_SECRET")
+    source = "NEWSLETTER_SECRET"
+    if key is None:
+        path = data_dir / SECRET_FILE
+        source = str(path)
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(32)
+            atomic_write(path, (key + "\n").encode(), mode=0o600)
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read {path} ({e}); fix its permissions or set NEWSLETTER_SECRET") from e
+    if len(key) < MIN_SECRET_CHARS:
+        raise ConfigError(
+            f"the signing key from {source} is shorter than {MIN_SECRET_CHARS} characters; "
+            "set NEWSLETTER_SECRET to a long random string (or delete the key file to make a new one)"
+        )
+    return key
 
 
 class Tokens:
@@ -145,8 +159,13 @@ def build_message(
     list_id: str,
     now: datetime,
     reply_to: str | None = None,
+    unsubscribe_mailto: str | None = None,
 ) -> EmailMessage:
-    """A multipart/alternative message with RFC 8058 one-click unsubscribe headers."""
+    """A multipart/alternative message with RFC 8058 one-click unsubscribe headers.
+
+    The mailto form of List-Unsubscribe is only offered when the operator names
+    an address they read (*unsubscribe_mailto*): nothing here reads a mailbox.
+    """
     msg = EmailMessage()
     try:
         msg["From"] = Address(display_name=one_line(from_name, 80), addr_spec=from_address)
@@ -160,7 +179,8 @@ def build_message(
     msg["Message-ID"] = message_id(reader, period, from_address)
     domain = from_address.rpartition("@")[2]
     msg["List-Id"] = f"{one_line(list_id, 60)} <{_list_host(list_id)}.{domain}>"
-    msg["List-Unsubscribe"] = f"<{unsubscribe_url}>, <mailto:{from_address}?subject=unsubscribe%20{reader}>"
+    mailto = f", <mailto:{unsubscribe_mailto}?subject=unsubscribe%20{reader}>" if unsubscribe_mailto else ""
+    msg["List-Unsubscribe"] = f"<{unsubscribe_url}>{mailto}"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["X-Newsletter-Digest"] = f"{reader}/{period}"
     # quoted-printable keeps every line under RFC 5321's 998 octets.

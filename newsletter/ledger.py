@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at  TEXT NOT NULL,
     PRIMARY KEY (reader, period)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS unsubscribes (
+    reader  TEXT PRIMARY KEY,
+    at      TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS delivered (
     reader    TEXT NOT NULL,
     entry_id  TEXT NOT NULL,
@@ -66,6 +70,11 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+        except sqlite3.OperationalError as e:  # permissions, a read-only disk, a lock held too long
+            raise StoreError(
+                f"cannot use the ledger {self.path} ({e}); check that this user may write the data folder "
+                "and that no other process holds it"
+            ) from e
         except sqlite3.DatabaseError as e:
             raise StoreCorruptError(
                 f"{self.path} cannot be opened as a ledger ({e}); restore it from a backup "
@@ -190,6 +199,22 @@ class Ledger:
                 "WHERE reader = ? AND period = ?",
                 (status.value, message_id, error, now.isoformat(), reader, period),
             )
+
+    # -- unsubscribes ----------------------------------------------------------------
+
+    def record_unsubscribe(self, reader: str, at: datetime) -> None:
+        """Durably remember a one-click unsubscribe; see :func:`profiles.is_paused`."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO unsubscribes (reader, at) VALUES (?, ?) "
+                "ON CONFLICT (reader) DO UPDATE SET at = excluded.at",
+                (reader, at.isoformat()),
+            )
+
+    def unsubscribed_at(self, reader: str) -> datetime | None:
+        with self._lock:
+            r = self._db.execute("SELECT at FROM unsubscribes WHERE reader = ?", (reader,)).fetchone()
+        return datetime.fromisoformat(r[0]) if r else None
 
     # -- questions the pipeline asks ---------------------------------------------
 

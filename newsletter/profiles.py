@@ -13,22 +13,21 @@ import re
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-import email_validator
 import tomlkit
+import tomlkit.exceptions
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import _toml
+from .config import HHMM, email_address
 from .errors import ProfileError
 from .types import Interests, Keyword, Profile
 
 ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.IGNORECASE)
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _READER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -102,10 +101,7 @@ class ProfileFile(_Strict):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
-        try:
-            return email_validator.validate_email(value, check_deliverability=False).normalized
-        except email_validator.EmailNotValidError as e:
-            raise ValueError(f'{value!r} is not a valid email address ({e}); use e.g. "ada@example.org"') from e
+        return email_address(value)
 
     @field_validator("timezone")
     @classmethod
@@ -118,7 +114,7 @@ class ProfileFile(_Strict):
     @field_validator("send_at")
     @classmethod
     def _send_at(cls, value: str) -> str:
-        if not _HHMM.match(value):
+        if not HHMM.match(value):
             raise ValueError(f'{value!r} is not a time: use HH:MM on a 24-hour clock, e.g. "07:30"')
         return value
 
@@ -227,9 +223,28 @@ def set_paused(path: Path, paused: bool) -> None:
     """Write ``paused = ...`` into a profile file, keeping its comments and layout."""
     from .store import atomic_write
 
-    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    doc["paused"] = paused
-    atomic_write(path, tomlkit.dumps(doc).encode("utf-8"))
+    try:
+        doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+        doc["paused"] = paused
+        atomic_write(path, tomlkit.dumps(doc).encode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomlkit.exceptions.TOMLKitError) as e:
+        value = str(paused).lower()
+        raise ProfileError(path, None, f"cannot set `paused = {value}` ({e}); edit the file by hand") from e
+
+
+def is_paused(file_paused: bool, file_mtime: datetime | None, unsubscribed_at: datetime | None) -> bool:
+    """Whether a reader is paused, from their file and the ledger's unsubscribe record. Pure.
+
+    The file is the source of truth, but a one-click unsubscribe must hold even
+    when writing the file failed, or a run read the file just before it
+    changed: an unsubscribe counts until the reader edits the file after it
+    (to resume, they set ``paused = false``, which makes the file newer).
+    """
+    if file_paused:
+        return True
+    if unsubscribed_at is None:
+        return False
+    return file_mtime is None or unsubscribed_at >= file_mtime
 
 
 def missing_papers(profile: Profile, known_ids: Sequence[str]) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .store import SourceState
@@ -139,6 +140,37 @@ class Status:
     def healthy(self) -> bool:
         """False when every source is failing: nothing new can arrive."""
         return not self.sources or len(self.failing) < len(self.sources)
+
+    def as_json(self) -> dict[str, Any]:
+        """The one JSON shape of run health, for ``status --json`` and ``/healthz``."""
+
+        def at(t: datetime | None) -> str | None:
+            return t.isoformat() if t else None
+
+        def rows(ds: tuple[Delivery, ...], key: str) -> list[dict[str, str | None]]:
+            return [{"reader": d.reader, "period": d.period, key: d.error} for d in ds]
+
+        return {
+            "healthy": self.healthy,
+            "now": at(self.now),
+            "last_fetch": at(self.last_fetch),
+            "last_send": at(self.last_send),
+            "sources": [
+                {
+                    "name": s.name,
+                    "last_attempt": at(s.last_attempt),
+                    "last_success": at(s.last_success),
+                    "failures": s.failures,
+                    "last_error": s.last_error,
+                }
+                for s in self.sources
+            ],
+            "failing": [s.name for s in self.failing],
+            "quiet_days": [d.isoformat() for d in self.quiet_days],
+            "skipped": rows(self.skipped, "reason"),
+            "uncertain": rows(self.uncertain, "error"),
+            "failed": rows(self.failed, "error"),
+        }
 
 
 def quiet_days(first_seen: Iterable[datetime], now: datetime, window: timedelta = HEALTH_WINDOW) -> tuple[date, ...]:

@@ -279,32 +279,7 @@ def status_lines(status: Status) -> list[str]:
     return lines
 
 
-def status_json(status: Status) -> dict[str, Any]:
-    def at(t: datetime | None) -> str | None:
-        return t.isoformat() if t else None
-
-    return {
-        "healthy": status.healthy,
-        "last_fetch": at(status.last_fetch),
-        "last_send": at(status.last_send),
-        "sources": [
-            {
-                "name": s.name,
-                "last_attempt": at(s.last_attempt),
-                "last_success": at(s.last_success),
-                "failures": s.failures,
-                "last_error": s.last_error,
-            }
-            for s in status.sources
-        ],
-        "quiet_days": [d.isoformat() for d in status.quiet_days],
-        "skipped": [{"reader": r.reader, "period": r.period, "reason": r.error} for r in status.skipped],
-        "uncertain": [{"reader": r.reader, "period": r.period, "error": r.error} for r in status.uncertain],
-        "failed": [{"reader": r.reader, "period": r.period, "error": r.error} for r in status.failed],
-    }
-
-
-__all__ = ["Service", "build_scheduler", "read_status", "serve", "status_json", "status_lines"]
+__all__ = ["Service", "build_scheduler", "read_status", "serve", "status_lines"]
 
 # Quieten APScheduler's per-run INFO lines; our jobs log what they did.
 logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -16,6 +16,7 @@ The delivery ledger, which needs one durable write per email, lives in SQLite
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -116,10 +117,20 @@ class AtomicJSONStorage(Storage):
         pass
 
 
-def atomic_write(path: Path, payload: bytes) -> None:
-    """Write *payload* to *path* so that a crash leaves the old or the new file."""
+def atomic_write(path: Path, payload: bytes, *, mode: int | None = None) -> None:
+    """Write *payload* to *path* so that a crash leaves the old or the new file.
+
+    The file keeps its permissions (or gets *mode*, or the umask's default for
+    a new file): a temp file alone would make every file private (0600).
+    """
+    if mode is None:
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
@@ -159,6 +170,18 @@ class _Table(Table):
     def mutate(self, change: Callable[[dict[str, Any]], None]) -> None:
         with self._lock:
             self._update_table(change)  # type: ignore[arg-type]
+
+
+@functools.cache
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would race other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +314,15 @@ class Store:
     def profile_docs(self) -> dict[str, dict[str, Any]]:
         return self.profiles.docs()
 
+    def profile_doc(self, reader: str) -> dict[str, Any] | None:
+        return self.profiles.docs().get(reader)
+
     def set_paused(self, reader: str, paused: bool) -> None:
+        """Pause or resume a known reader; no write when nothing changes."""
+        doc = self.profile_doc(reader)
+        if doc is None or doc.get("paused") == paused:
+            return
+
         def apply(table: dict[str, Any]) -> None:
             if reader in table:
                 table[reader] = {**table[reader], "paused": paused}

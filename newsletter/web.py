@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import html
+import logging
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from .pipeline import App
+
+log = logging.getLogger(__name__)
 
 FEED_MAX_AGE = 900
 """Seconds a feed reader may cache a feed: digests change at most a few times a day."""
@@ -159,15 +162,26 @@ class _Web:
 
 
 def pause(app: App, reader: str) -> None:
-    """Pause *reader* in their profile file and in the store (idempotent)."""
+    """Unsubscribe *reader* (idempotent): profile file, then ledger, then store.
+
+    The file is written first and the durable ledger record after it, so the
+    record is newer than the file (see :func:`profiles.is_paused`).  A file that
+    cannot be written (broken TOML, permissions) is logged, not fatal: the
+    ledger record alone keeps the reader paused until they edit the file.
+    """
     path = _profile_path(app, reader)
     if path is not None and path.exists():
-        profile_files.set_paused(path, True)
+        try:
+            profile_files.set_paused(path, True)
+        except NewsletterError as e:
+            log.warning("unsubscribe of %s: %s; the reader stays paused through the ledger", reader, e)
+    # Wall-clock time, not the app's clock: it is compared with file mtimes.
+    app.ledger.record_unsubscribe(reader, datetime.now(UTC))
     app.store.set_paused(reader, True)
 
 
 def _profile_path(app: App, reader: str) -> Path | None:
-    doc = app.store.profiles.get(doc_id=reader)  # type: ignore[call-overload]  # our ids are str
+    doc = app.store.profile_doc(reader)
     if doc and doc.get("path"):
         return Path(doc["path"])
     candidate = app.settings.paths.profiles_dir / f"{reader}.toml"
@@ -183,30 +197,7 @@ def _profile(app: App, reader: str) -> Any:
 
 def health(app: App) -> dict[str, Any]:
     """Last fetch per source, last send, failing sources; unhealthy when all fail."""
-    status = app.status()
-    return {
-        "healthy": status.healthy,
-        "now": _iso(status.now),
-        "last_fetch": _iso(status.last_fetch),
-        "last_send": _iso(status.last_send),
-        "sources": [
-            {
-                "name": s.name,
-                "last_success": _iso(s.last_success),
-                "last_attempt": _iso(s.last_attempt),
-                "failures": s.failures,
-                "last_error": s.last_error,
-            }
-            for s in status.sources
-        ],
-        "failing": [s.name for s in status.failing],
-        "uncertain": len(status.uncertain),
-        "failed": len(status.failed),
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    return app.status().as_json()
 
 
 def _etags(header: str) -> set[str]:

@@ -131,3 +131,27 @@ def test_schema_is_json_schema_of_the_profile() -> None:
     schema = json.loads(CliRunner().invoke(cli, ["schema"]).output)
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert {"email", "interests"} <= set(schema["required"])
+
+
+def test_a_bad_path_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(cli, ["init", str(tmp_path / "file" / "sub")])
+    assert result.exit_code == 1
+    assert "Error: cannot use" in result.output and "check the path" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_run_exits_1_when_every_source_failed_so_cron_notices(tmp_path: Path) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["init", str(tmp_path)])
+    config = tmp_path / "newsletter.toml"
+    text = config.read_text()
+    start = text.index("[[sources]]")
+    config.write_text(
+        text[:start]
+        + '[[sources]]\nname = "gone"\nkind = "arxiv"\npath = "missing.rss"\n\n'
+        + text[text.index("[delivery]") :]
+    )
+    result = runner.invoke(cli, ["--config", str(config), "run", "--now"])
+    assert result.exit_code == 1
+    assert "every source failed" in result.output

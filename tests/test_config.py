@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,25 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="newsletter init"):
         load_settings(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("section", "text", "expected"),
+    [
+        ("delivery", 'reply_to = "not an address"', "`delivery.reply_to`: 'not an address' is not a valid email"),
+        ("delivery", 'unsubscribe_mailto = "x@"', "`delivery.unsubscribe_mailto`"),
+        ("site", 'base_url = "https://example.org/a b"', "`site.base_url`: 'https://example.org/a b' is not a web"),
+        ("site", 'base_url = "https://example.org/\\r\\nX-Evil: 1"', "`site.base_url`"),
+        ("site", 'base_url = "https://"', "`site.base_url`: 'https://' is not a web address"),
+    ],
+)
+def test_addresses_and_urls_are_checked_before_any_send(tmp_path: Path, section: str, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match="line 2: " + re.escape(expected)):
+        load_settings(write(tmp_path, f"[{section}]\n{text}\n"))
+
+
+def test_a_config_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "newsletter.toml"
+    path.write_bytes('[site]\ntitle = "Caf\u00e9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text .* save it as UTF-8"):
+        load_settings(path)

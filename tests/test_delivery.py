@@ -386,3 +386,34 @@ def test_a_reader_paused_during_the_run_gets_nothing(
         results = {r.reader: r for r in app.deliver(force=True, readers=readers)}
     assert results["ada"].status is DeliveryStatus.SKIPPED
     assert all(not d.startswith("ada/") for d, _, _ in accepted(sg.db_path))
+
+
+def test_list_unsubscribe_offers_a_mailto_only_when_someone_reads_it() -> None:
+    assert message()["List-Unsubscribe"] == "<https://news.example.org/unsubscribe/tok-ada>"
+    email = RenderedEmail(to="ada@example.org", to_name="Ada", subject="s", preheader="", html="<p>x</p>", text="x")
+    with_mailto = build_message(
+        email,
+        reader="ada",
+        period="2026-11-23",
+        from_address="digest@example.org",
+        from_name="Digest",
+        unsubscribe_url="https://news.example.org/unsubscribe/tok-ada",
+        list_id="Paper digest",
+        now=NOW,
+        unsubscribe_mailto="unsubscribe@example.org",
+    )
+    assert with_mailto["List-Unsubscribe"] == (
+        "<https://news.example.org/unsubscribe/tok-ada>, <mailto:unsubscribe@example.org?subject=unsubscribe%20ada>"
+    )
+
+
+def test_the_signing_key_is_created_private_and_a_torn_one_is_refused(tmp_path: Path, no_secret_env: None) -> None:
+    from newsletter.delivery import SECRET_FILE, load_secret
+    from newsletter.errors import ConfigError
+
+    key = load_secret(tmp_path)
+    assert len(key) >= 32 and (tmp_path / SECRET_FILE).stat().st_mode & 0o777 == 0o600
+    assert load_secret(tmp_path) == key
+    (tmp_path / SECRET_FILE).write_text("")  # a kill mid-write in an older version, or a stray edit
+    with pytest.raises(ConfigError, match="shorter than 16 characters"):
+        load_secret(tmp_path)

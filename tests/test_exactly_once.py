@@ -76,7 +76,7 @@ def test_sigkill_at_random_points_never_sends_twice(tmp_path: Path) -> None:
     rng = random.Random(os.environ.get("EXACTLY_ONCE_SEED"))
     with SendGridServer(tmp_path / "accepted.sqlite3", latency=0.01) as server:
         config = write_setup(tmp_path, server.host)
-        env = {**os.environ, "SENDGRID_API_KEY": API_KEY, "NEWSLETTER_SECRET": "test secret"}
+        env = {**os.environ, "SENDGRID_API_KEY": API_KEY, "NEWSLETTER_SECRET": "a test signing key, long enough"}
         cmd = [sys.executable, "-m", "newsletter", "--config", str(config), "run", "--now"]
         kills = 0
         for attempt in range(KILLS + 5):

@@ -62,3 +62,11 @@ def test_concurrent_claims_let_exactly_one_thread_send(tmp_path: Path) -> None:
         wins = list(pool.map(lambda _: ledger.claim("ada", "p", ["arxiv:1"], "sendgrid", NOW), range(32)))
     assert wins.count(True) == 1
     assert ledger.get("ada", "p").status is DeliveryStatus.SENDING  # type: ignore[union-attr]
+
+
+def test_an_unsubscribe_is_recorded_durably(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    assert ledger.unsubscribed_at("ada") is None
+    ledger.record_unsubscribe("ada", NOW)
+    ledger.close()
+    assert Ledger(tmp_path).unsubscribed_at("ada") == NOW

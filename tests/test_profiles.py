@@ -105,3 +105,16 @@ def test_schema_describes_the_format() -> None:
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert {"email", "timezone", "interests"} <= set(schema["properties"])
     json.dumps(schema)  # serialisable for `newsletter schema`
+
+
+def test_an_unsubscribe_holds_until_the_reader_edits_their_file() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from newsletter.profiles import is_paused
+
+    edited = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    assert is_paused(True, edited, None)
+    assert not is_paused(False, edited, None)
+    assert is_paused(False, edited, edited + timedelta(seconds=1)), "unsubscribed after the last edit"
+    assert not is_paused(False, edited, edited - timedelta(days=1)), "resumed: the file was edited since"
+    assert is_paused(False, None, edited), "no file to go by: the unsubscribe wins"

@@ -123,8 +123,10 @@ def smtp() -> Iterator[SMTPServer]:
 
 @pytest.fixture
 def world(tmp_path: Path, smtp: SMTPServer) -> tuple[Settings, Clock]:
-    """Three readers in three zones, one local feed, the clock on Sunday 22 Nov 2026 23:00 UTC."""
+    """Three readers in three zones, one local feed, a 01:30 UTC fetch, the clock on Sunday 22 Nov 23:00 UTC."""
     settings = make_settings(tmp_path, smtp.port)
+    # The tests below count on a 01:30 UTC fetch (the default is 05:30).
+    settings = settings.model_copy(update={"schedule": ScheduleSettings(fetch_at="01:30")})
     write_reader(settings.paths.profiles_dir, "ada", "Europe/Berlin", "07:30")
     write_reader(settings.paths.profiles_dir, "grace", "America/New_York", "08:00")
     write_reader(settings.paths.profiles_dir, "alan", "Asia/Tokyo", "11:00", "weekly:mon")

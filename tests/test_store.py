@@ -91,3 +91,16 @@ def test_kill_during_writes_leaves_a_readable_file(tmp_path: Path) -> None:
         assert data["entries"]
         with Store(tmp_path) as store:  # and the lock died with the process
             assert store.get_entries()
+
+
+def test_atomic_writes_keep_a_files_permissions(tmp_path: Path) -> None:
+    from newsletter.store import _umask, atomic_write
+
+    path = tmp_path / "profile.toml"
+    atomic_write(path, b"a = 1\n")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask(), "a new file gets the umask's default, not 0600"
+    path.chmod(0o640)
+    atomic_write(path, b"a = 2\n")
+    assert path.stat().st_mode & 0o777 == 0o640 and path.read_bytes() == b"a = 2\n"
+    atomic_write(tmp_path / "key", b"k", mode=0o600)
+    assert (tmp_path / "key").stat().st_mode & 0o777 == 0o600

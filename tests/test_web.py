@@ -126,3 +126,12 @@ def test_importing_web_does_not_import_starlette() -> None:
     code = "import sys, newsletter.web; print('starlette' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_unsubscribe_holds_even_when_the_profile_file_cannot_be_written(app: App, client: TestClient) -> None:
+    path = app.settings.paths.profiles_dir / "ada.toml"
+    path.write_text(path.read_text() + "\nthis is = not [ toml\n")  # the reader broke their file
+    r = client.post(f"/unsubscribe/{app.tokens.unsubscribe('ada')}")
+    assert r.status_code == 200
+    assert app.ledger.unsubscribed_at("ada") is not None
+    assert app.store.profile_docs()["ada"]["paused"] is True
