@@ -75,6 +75,17 @@ def forced_period(profile: Profile, now: datetime) -> Period:
     return Period(_key(profile, today), today, now)
 
 
+def superseded_period(profile: Profile, now: datetime) -> Period | None:
+    """The scheduled period a forced send at *now* stands in for, if it is another one.
+
+    Before today's send time the scheduler's current period is yesterday's
+    (or last week's); a forced send covers it, so it must be settled too, or
+    a later scheduled run would send a second digest for it.
+    """
+    current = current_period(profile, now)
+    return current if current.key != forced_period(profile, now).key else None
+
+
 def lookback(profile: Profile) -> timedelta:
     """How far back a reader's first digest looks for entries."""
     return timedelta(days=1 if profile.frequency == "daily" else 7)

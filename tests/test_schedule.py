@@ -262,3 +262,14 @@ def test_nothing_due_means_no_store_rewrite(world: tuple[Settings, Clock]) -> No
         clock.now += timedelta(minutes=1)
         assert service.tick() == []
         assert db.stat().st_mtime_ns == mtime
+
+
+def test_a_forced_send_before_the_send_time_stands_in_for_the_due_period() -> None:
+    from newsletter.schedule import forced_period, superseded_period
+
+    ada = profile("Europe/Berlin", "07:30")  # 06:30 UTC in November
+    early = utc(2026, 11, 23, 5, 0)
+    assert forced_period(ada, early).key == "2026-11-23"
+    superseded = superseded_period(ada, early)
+    assert superseded is not None and superseded.key == "2026-11-22"
+    assert superseded_period(ada, utc(2026, 11, 23, 7, 0)) is None  # after 06:30 UTC both are today
