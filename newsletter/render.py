@@ -6,28 +6,31 @@ shipped with the package, always with ``StrictUndefined`` and autoescaping.
 MJML is compiled once per template (the Jinja tags survive compilation), and
 the compiled HTML is filled per reader: feed text never enters MJML source, so
 ``<mj-include>`` in a paper title stays inert text.
+
+Speed (issue 9: 1,000+ emails/s on one core): a paper's text is escaped once
+per run, not once per reader (``Renderer._paper``), and ``{{ x }}`` passes such
+already-escaped ``Markup`` through instead of rebuilding it (``escape_output``).
+Escaping stays on for every value; only its repetition is gone.
 """
 
 from __future__ import annotations
 
-import html
 import re
 import textwrap
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
 import jinja2
 import mjml
 from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
+from markupsafe import Markup, escape
 
 from .errors import RenderError
 from .types import Digest, Entry, Match, Profile, ReasonKind, RenderedEmail
@@ -36,9 +39,15 @@ _XML_ILLEGAL = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U00
 _SAFE_URL = re.compile(r"^https?://[^\s\x00-\x1f\x7f\"'<>\\`]+\Z", re.IGNORECASE)
 _INDENT = re.compile(r"\n[ \t]+")
 _BLANK_LINES = re.compile(r"\n{2,}")
+_ODD_SPACE = re.compile("[\t\n\x0b\x0c\r]")
+"""Whitespace other than a space: textwrap treats it specially, so ``_wrap`` leaves it to textwrap."""
+_ESCAPED = re.compile("&(?:amp|lt|gt|#34|#39);")
+_UNESCAPED = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&#34;": '"', "&#39;": "'"}
 ABSTRACT_CHARS = 250
 """About three lines at 600 px: enough to judge, short enough to keep 25 items under 80 KB."""
 TEXT_WIDTH = 72
+_CACHE_LIMIT = 5_000
+"""Papers (and reason lines) kept escaped between emails: a day's run touches a few hundred to 2,000."""
 MAX_FEED_AUTHORS = 20
 
 
@@ -108,8 +117,12 @@ def subject_for(digest: Digest) -> str:
     day = f"{digest.day:%a} {digest.day.day} {digest.day:%b}"
     if n == 0:
         return f"No new papers for you today ({day})"
-    terms = Counter(r.term for m in digest.matches for r in m.reasons if r.term and r.kind is ReasonKind.KEYWORD)
-    topics = ", ".join(t for t, _ in terms.most_common(2))
+    counts: dict[str, int] = {}  # a plain loop: 3x faster than Counter over a generator
+    for m in digest.matches:
+        for r in m.reasons:
+            if r.kind is ReasonKind.KEYWORD and r.term:
+                counts[r.term] = counts.get(r.term, 0) + 1
+    topics = ", ".join(sorted(counts, key=counts.__getitem__, reverse=True)[:2])  # stable, like most_common
     noun = "paper" if n == 1 else "papers"
     subject = f"{n} new {noun} for you" + (f": {topics}" if topics else "") + f" ({day})"
     return subject if len(subject) <= 120 else subject[:117] + "…"
@@ -128,69 +141,141 @@ def _rfc822(when: datetime) -> str:
     return format_datetime(when.astimezone(UTC).replace(microsecond=0), usegmt=True)
 
 
-@lru_cache(maxsize=4096)
 def _wrap(text: str, first: int = 4, rest: int = 4) -> str:
     """Wrap to 72 columns for the text part.
 
     The template already printed *first* columns before the text; continuation
-    lines get *rest* spaces so they line up under the item.
+    lines get *rest* spaces so they line up under the item.  Same output as
+    ``textwrap.fill(..., break_on_hyphens=False)``, which is used for the odd
+    cases (tabs, runs of spaces, words too long for a line); plain words
+    separated by single spaces, the usual case, take a loop 5x faster.
     """
     if len(text) + first <= TEXT_WIDTH:
         return text
-    return textwrap.fill(
-        text, width=TEXT_WIDTH, initial_indent=" " * first, subsequent_indent=" " * rest, break_on_hyphens=False
-    )[first:]
+    words = text.split(" ")
+    if any(not w or len(w) > TEXT_WIDTH - max(first, rest) for w in words) or _ODD_SPACE.search(text):
+        return textwrap.fill(
+            text, width=TEXT_WIDTH, initial_indent=" " * first, subsequent_indent=" " * rest, break_on_hyphens=False
+        )[first:]
+    lines, line, used = [], [words[0]], first + len(words[0])
+    for w in words[1:]:
+        if used + 1 + len(w) <= TEXT_WIDTH:
+            line.append(w)
+            used += 1 + len(w)
+        else:
+            lines.append(" ".join(line))
+            line, used = [w], rest + len(w)
+    lines.append(" ".join(line))
+    return ("\n" + " " * rest).join(lines)
 
 
-@lru_cache(maxsize=4096)
-def _entry_context(e: Entry) -> tuple[dict[str, Any], str]:
-    """Everything about one paper that does not depend on the reader.
+def escape_output(value: Any) -> Markup:
+    """What ``{{ x }}`` does in our templates: Jinja's autoescape, minus one rebuild.
 
-    Cached: a run renders the same few hundred papers for many readers, so this
-    is built once per paper, not once per reader (see benchmarks/bench_render.py).
+    ``markupsafe.escape`` rebuilds every ``Markup`` it is given, escaped or not
+    (~0.5 µs, ~480 times per email).  Paper fields are escaped once per run
+    (see ``Renderer._paper``), so a ``Markup`` passes straight through here;
+    anything else, including a ``Markup`` subclass, is escaped as usual.
     """
+    if type(value) is Markup:
+        return value
+    return escape(value)
+
+
+class _EscapingCodeGenerator(CodeGenerator):
+    """Compiles ``{{ x }}`` to ``environment.escape_output(x)`` instead of ``escape(x)``.
+
+    Only where Jinja would escape anyway (autoescape on, no ``finalize``); every
+    other case is left to Jinja.  Should Jinja rename this hook, templates fall
+    back to plain ``escape``: slower, never unescaped.
+    """
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> None:
+        if frame.eval_ctx.autoescape and not frame.eval_ctx.volatile and finalize.src is None:
+            self.write("environment.escape_output(")
+        else:
+            super()._output_child_pre(node, frame, finalize)
+
+
+class _Environment(jinja2.Environment):
+    code_generator_class = _EscapingCodeGenerator
+    escape_output = staticmethod(escape_output)
+
+
+def unescape(text: str) -> str:
+    """Undo markupsafe's escaping, exactly: the text part has no markup to protect.
+
+    Only the five entities ``escape`` writes; twice as fast as ``html.unescape``.
+    """
+    return _ESCAPED.sub(lambda m: _UNESCAPED[m[0]], text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    label: Markup
+    url: Markup
+    first: bool
+    """Templates put a separator before every link but the first (``loop.first`` costs ~1 µs a card)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Paper:
+    """One paper's reader-independent template values, escaped once per run."""
+
+    entry: Entry
+    fields: dict[str, Any]
+    """``title``, ``authors``, ``links``...: each already ``Markup``, so templates print it as is."""
+    preheader: str
+    """The title cut for the inbox preview line (raw: it also goes into a header)."""
+
+
+def _paper(e: Entry) -> _Paper:
+    """Escape one paper's template values; every reader who gets the paper reuses them."""
     when = e.published or e.first_seen
-    links = []
-    if e.pdf_url:
-        links.append(SimpleNamespace(label="PDF", url=safe_url(e.pdf_url)))
-    if e.code_url and safe_url(e.code_url) != "#":
-        links.append(SimpleNamespace(label="Code", url=safe_url(e.code_url)))
-    if e.project_url and safe_url(e.project_url) != "#":
-        links.append(SimpleNamespace(label="Project page", url=safe_url(e.project_url)))
     title = xml_text(" ".join(e.title.split()))
     abstract = xml_text(cut(" ".join(e.summary.split())))
-    return {
+    text = {
         "title": title,
         "title_text": _wrap(title),
         "url": safe_url(e.link),
         "guid": _guid(xml_text(e.id)),
         "authors": xml_text(short_authors(e.authors)),
-        "authors_list": [xml_text(a) for a in e.authors[:MAX_FEED_AUTHORS]],
         "categories": xml_text(", ".join(e.categories[:4])),
-        "category_list": [xml_text(c) for c in e.categories[:4]],
         "abstract": abstract,
         "abstract_text": _wrap(abstract),
-        "links": links,
+        "summary": xml_text(cut(" ".join(e.summary.split()), 600)),
         "date_rfc822": _rfc822(when),
         "date_rfc3339": _rfc3339(when),
         "updated_rfc3339": _rfc3339(e.updated or when),
-    }, xml_text(cut(" ".join(e.summary.split()), 600))
+    }
+    fields: dict[str, Any] = {name: escape(value) for name, value in text.items()}
+    fields["authors_list"] = tuple(escape(xml_text(a)) for a in e.authors[:MAX_FEED_AUTHORS])
+    fields["category_list"] = tuple(escape(xml_text(c)) for c in e.categories[:4])
+    urls = [("PDF", e.pdf_url), ("Code", e.code_url), ("Project page", e.project_url)]
+    shown = [(label, safe_url(url)) for label, url in urls if safe_url(url) != "#"]
+    fields["links"] = tuple(_Link(Markup(label), escape(url), first=i == 0) for i, (label, url) in enumerate(shown))
+    return _Paper(entry=e, fields=fields, preheader=xml_text(cut(e.title, 60)))
 
 
-def _match_context(m: Match) -> SimpleNamespace:
-    """One item for the templates: the cached paper part plus this reader's reasons.
+class _Item:
+    """One match as the templates see it.
 
-    A namespace, not a dict: Jinja's ``m.title`` tries an attribute first, and a
-    failed attribute lookup on a dict is the slowest part of filling a template.
+    The paper: ``title``, ``url``, ``authors``, ``categories``, ``abstract``,
+    ``links`` (each with ``label``, ``url``, ``first``), the text part's wrapped
+    ``title_text`` and ``abstract_text``, and for feeds ``guid``, ``summary``,
+    ``authors_list``, ``category_list`` and the dates.  This reader's:
+    ``number`` (from 1), ``reasons``, ``reasons_text``, ``description``.
+    Attributes, not dict keys: Jinja's ``m.title`` tries an attribute first, and
+    a failed attribute lookup is the slowest part of filling a template.
     """
-    e, summary = _entry_context(m.entry)
-    reasons = xml_text(m.reason_line)
-    return SimpleNamespace(
-        **e,
-        reasons=reasons,
-        reasons_text=_wrap(reasons, 9, 9),
-        description=f"Why: {reasons}. {summary}" if reasons else summary,
-    )
+
+    reasons: Markup
+    summary: Markup
+
+    @property
+    def description(self) -> Markup:
+        """The feed item's text; built only when a template asks (emails don't)."""
+        return Markup(f"Why: {self.reasons}. {self.summary}") if self.reasons else self.summary
 
 
 def _interests_line(p: Profile) -> str:
@@ -232,7 +317,7 @@ class Renderer:
         if user_dir is not None:
             loaders.append(jinja2.FileSystemLoader(user_dir))
         loaders.append(jinja2.FileSystemLoader(default_templates_dir()))
-        self.env = jinja2.Environment(
+        self.env = _Environment(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
             autoescape=True,  # select_autoescape() says False for .mjml and .txt
@@ -245,6 +330,8 @@ class Renderer:
         self._templates: dict[str, jinja2.Template] = {}
         self.compile_count = 0
         """How many times MJML ran; tests check it stays at one per template."""
+        self._papers: dict[str, _Paper] = {}
+        self._reasons: dict[str, tuple[Markup, Markup]] = {}
 
     def source(self, name: str) -> str:
         try:
@@ -286,24 +373,57 @@ class Renderer:
                 raise RenderError(f"template {e.filename or name} line {e.lineno}: {e.message}") from e
         return self._templates[name]
 
+    def _paper(self, e: Entry) -> _Paper:
+        """The paper's template values, built and escaped once per run, not once per reader.
+
+        Keyed by id, checked against the entry itself: an updated paper (same
+        id, new fields) is rebuilt.
+        """
+        paper = self._papers.get(e.id)
+        if paper is None or (paper.entry is not e and paper.entry != e):
+            if len(self._papers) >= _CACHE_LIMIT:
+                self._papers.clear()
+            paper = self._papers[e.id] = _paper(e)
+        return paper
+
+    def _item(self, m: Match, number: int) -> _Item:
+        """Match *number* (from 1) for the templates: the cached paper plus this reader's reasons."""
+        paper = self._paper(m.entry)
+        line = m.reason_line
+        reasons = self._reasons.get(line)
+        if reasons is None:
+            if len(self._reasons) >= _CACHE_LIMIT:
+                self._reasons.clear()
+            clean = xml_text(line)
+            reasons = self._reasons[line] = (escape(clean), escape(_wrap(clean, 9, 9)))
+        values = paper.fields.copy()
+        values["reasons"], values["reasons_text"] = reasons
+        values["number"] = number
+        item = _Item()
+        item.__dict__ = values
+        return item
+
     def email_context(self, digest: Digest, links: ReaderLinks) -> dict[str, Any]:
-        """The values both email templates see; entry text is escaped by Jinja."""
+        """The values both email templates see.
+
+        Paper and reason text arrive escaped (``Markup``, built once per run);
+        the reader's own values are plain strings that Jinja escapes.
+        """
         p = digest.profile
         n = len(digest.matches)
         interests = _interests_line(p)
         return {
             "subject": xml_text(subject_for(digest)),
-            "preheader": xml_text(
-                " · ".join(cut(m.entry.title, 60) for m in digest.matches[:3]) or "Nothing new matched today"
-            ),
+            "preheader": " · ".join(self._paper(m.entry).preheader for m in digest.matches[:3])
+            or "Nothing new matched today",
             "title": xml_text(self.site_title),
             "name": xml_text(p.name),
             "date_label": f"{digest.day:%A} {digest.day.day} {digest.day:%B %Y}",
             "count_label": f"{n} new paper{'s' if n != 1 else ''}",
-            "matches": [_match_context(m) for m in digest.matches],
+            "matches": [self._item(m, i) for i, m in enumerate(digest.matches, 1)],
             "notes": [xml_text(note) for note in digest.notes],
             "interests": interests,
-            "interests_text": textwrap.fill(interests, TEXT_WIDTH) if interests else "(nothing yet)",
+            "interests_text": _wrap(interests, 0, 0) if interests else "(nothing yet)",
             "profile_file": xml_text(p.path.name if p.path else f"{p.id}.toml"),
             "feed_url": safe_url(links.feed_url),
             "unsubscribe_url": safe_url(links.unsubscribe_url),
@@ -320,7 +440,7 @@ class Renderer:
             body = self.compiled("digest.mjml").render(context)
             # Autoescaping is on for every template, the text one too; undo it
             # here because text/plain has no markup to protect.
-            text = html.unescape(self._template("digest.txt").render(context))
+            text = unescape(self._template("digest.txt").render(context))
         except jinja2.UndefinedError as e:
             raise RenderError(f"a template uses an unknown value: {e.message}") from e
         return RenderedEmail(
@@ -353,7 +473,7 @@ class Renderer:
             "feed_id": _guid(f"feed:{profile.id}"),
             "updated_rfc822": _rfc822(updated),
             "updated_rfc3339": _rfc3339(updated),
-            "matches": [_match_context(m) for m in matches],
+            "matches": [self._item(m, i) for i, m in enumerate(matches, 1)],
         }
 
     def feed(

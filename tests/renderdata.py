@@ -2,22 +2,24 @@
 
 Deterministic: the same call always gives the same digest, so golden files
 stay stable.  Lives here (not in conftest.py) so the render tests and the
-benchmark smoke test can share it.
+benchmark smoke test can share it.  The papers come from the render
+benchmark's ``sample_entries`` (benchmarks/ is on the test path), so the two
+never drift apart.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, date, datetime, time, timedelta
-from importlib import resources
+from datetime import date, time
 from pathlib import Path
+
+from bench_render import NOW, sample_entries
 
 from newsletter.render import ReaderLinks
 from newsletter.types import Digest, Entry, Interests, Keyword, Match, Profile, Reason, ReasonKind
 
-SAMPLES = Path(str(resources.files("newsletter") / "samples"))
+__all__ = ["DAY", "LINKS", "NOW", "match_for", "profile", "sample_digest", "sample_entries"]
+
 DAY = date(2026, 11, 23)
-NOW = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
 LINKS = ReaderLinks(
     feed_url="https://news.example.org/feeds/tok-feed.xml",
     atom_url="https://news.example.org/feeds/tok-feed.atom",
@@ -45,31 +47,6 @@ def profile(**changes: object) -> Profile:
     from dataclasses import replace
 
     return replace(base, **changes)  # type: ignore[arg-type]
-
-
-def sample_entries(n: int) -> list[Entry]:
-    """The first *n* papers of the bundled Hugging Face sample, as entries."""
-    papers = json.loads((SAMPLES / "hf_daily_papers.json").read_text())
-    out = []
-    for i, item in enumerate(papers[:n]):
-        p = item["paper"]
-        out.append(
-            Entry(
-                id=f"arxiv:{p['id']}",
-                title=p["title"],
-                summary=p["summary"],
-                link=f"https://arxiv.org/abs/{p['id']}",
-                first_seen=NOW - timedelta(hours=i),
-                authors=tuple(a["name"] for a in p["authors"]),
-                categories=("cs.LG", "cs.CL") if i % 2 else ("cs.LG",),
-                arxiv_id=p["id"],
-                published=NOW - timedelta(days=1, minutes=i),
-                upvotes=p.get("upvotes"),
-                code_url=f"https://github.com/example/repo{i}" if i % 3 == 0 else None,
-                project_url=f"https://example.org/project{i}" if i % 4 == 0 else None,
-            )
-        )
-    return out
 
 
 def match_for(entry: Entry, i: int = 0) -> Match:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -14,11 +15,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
-from markupsafe import escape
+from markupsafe import Markup, escape
 from renderdata import LINKS, NOW, match_for, profile, sample_digest, sample_entries
 
 from newsletter.errors import RenderError
-from newsletter.render import Renderer, cut, safe_url, short_authors, subject_for, xml_text
+from newsletter.render import (
+    TEXT_WIDTH,
+    Renderer,
+    _wrap,
+    cut,
+    escape_output,
+    safe_url,
+    short_authors,
+    subject_for,
+    unescape,
+    xml_text,
+)
 from newsletter.types import Entry, Match, Reason, ReasonKind
 
 DATA = Path(__file__).parent / "data"
@@ -94,10 +106,69 @@ def test_mj_include_in_a_title_stays_inert_text(renderer: Renderer) -> None:
     assert renderer.compile_count - before <= 1  # compiled once, never per email
 
 
+def test_templates_escape_through_escape_output(renderer: Renderer) -> None:
+    """Every ``{{ x }}`` goes through ``escape_output``: Markup passes, the rest is escaped."""
+    assert "environment.escape_output(" in renderer.env.compile("{{ x }}", raw=True)
+    page = renderer.env.from_string("{{ a }}|{{ b }}|{{ c }}")
+    assert page.render(a=HOSTILE, b=Markup("<b>ok</b>"), c=7) == f"{escape(HOSTILE)}|<b>ok</b>|7"
+
+
+@given(st.one_of(st.text(max_size=30), st.integers(), st.text(max_size=30).map(Markup), st.none()))
+def test_escape_output_agrees_with_markupsafe(value: object) -> None:
+    assert escape_output(value) == escape(value)
+    assert type(escape_output(value)) is Markup
+    done = escape(value)
+    assert escape_output(done) is done  # escaped once, passed through after
+
+
+def test_a_paper_changed_under_the_same_id_is_escaped_afresh(renderer: Renderer) -> None:
+    """The per-paper cache is keyed by id but checked against the entry: no stale or unescaped text."""
+    d = sample_digest(2)
+    first = renderer.email(d, LINKS)
+    changed = replace(d.matches[0].entry, title=HOSTILE, summary="New abstract & more")
+    d2 = replace(d, matches=(replace(d.matches[0], entry=changed), d.matches[1]))
+    email = renderer.email(d2, LINKS)
+    assert d.matches[0].entry.title in first.html
+    assert d.matches[0].entry.title not in email.html
+    assert escape(HOSTILE) in email.html and "<script>" not in email.html
+    assert "New abstract &amp; more" in email.html
+    assert HOSTILE in email.text and "New abstract & more" in email.text
+    again = renderer.email(d, LINKS)  # and back: the old title returns, escaped as before
+    assert again.html == first.html
+
+
+@given(st.text(max_size=60))
+def test_unescape_undoes_escape_exactly(value: str) -> None:
+    assert unescape(str(escape(value))) == value
+
+
+words = st.text(st.sampled_from("ab-c\u00e9\u2014 \t\xa0\n."), max_size=18)
+
+
+@settings(max_examples=300)
+@given(st.lists(words, max_size=25), st.integers(0, 9), st.integers(0, 9), st.sampled_from([" ", "  "]))
+def test_wrap_gives_what_textwrap_gives(parts: list[str], first: int, rest: int, sep: str) -> None:
+    text = sep.join(parts)
+    expected = text
+    if len(text) + first > TEXT_WIDTH:
+        expected = textwrap.fill(
+            text, width=TEXT_WIDTH, initial_indent=" " * first, subsequent_indent=" " * rest, break_on_hyphens=False
+        )[first:]
+    assert _wrap(text, first, rest) == expected
+
+
 @pytest.mark.parametrize(
     "url",
-    ["javascript:alert(1)", "JaVaScRiPt:alert(1)", " javascript:alert(1)", "data:text/html,x", "vbscript:x",
-     "https://ok.example.org/\njavascript:x", 'https://x.example.org/"onmouseover="x', ""],
+    [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        " javascript:alert(1)",
+        "data:text/html,x",
+        "vbscript:x",
+        "https://ok.example.org/\njavascript:x",
+        'https://x.example.org/"onmouseover="x',
+        "",
+    ],
 )
 def test_unsafe_urls_become_hash(url: str) -> None:
     assert safe_url(url) == "#"
@@ -134,7 +205,7 @@ def test_email_has_header_items_footer_and_preheader(renderer: Renderer) -> None
     assert "P. Silva, K. Haddad et al." in email.html
     assert 'href="https://github.com/example/repo0">Code</a>' in email.html
     assert 'href="https://example.org/project0">Project page</a>' in email.html
-    assert 'Why: &#34;quantization&#34; in title' in email.html
+    assert "Why: &#34;quantization&#34; in title" in email.html
     assert f'href="{LINKS.unsubscribe_url}">Unsubscribe' in email.html
     assert f'href="{LINKS.pause_url}">Pause' in email.html
     assert f'href="{LINKS.profile_url}">Edit your profile' in email.html
@@ -290,8 +361,13 @@ def test_golden_files(renderer: Renderer) -> None:
     d = sample_digest(4)
     email = renderer.email(d, LINKS)
     rss, atom = feeds(renderer, d.matches)
-    outputs = {"digest.html": normalise_html(email.html), "digest.txt": email.text, "feed.rss.xml": rss,
-               "feed.atom.xml": atom, "subject.txt": email.subject + "\n"}
+    outputs = {
+        "digest.html": normalise_html(email.html),
+        "digest.txt": email.text,
+        "feed.rss.xml": rss,
+        "feed.atom.xml": atom,
+        "subject.txt": email.subject + "\n",
+    }
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.mkdir(parents=True, exist_ok=True)
         for name, out in outputs.items():
