@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 import textwrap
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from email.utils import format_datetime
 from importlib import resources
 from pathlib import Path
@@ -33,7 +34,7 @@ from jinja2.compiler import CodeGenerator, Frame
 from markupsafe import Markup, escape
 
 from .errors import RenderError
-from .types import Digest, Entry, Match, Profile, ReasonKind, RenderedEmail
+from .types import Digest, Entry, Interests, Keyword, Match, Profile, Reason, ReasonKind, RenderedEmail
 
 _XML_ILLEGAL = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SAFE_URL = re.compile(r"^https?://[^\s\x00-\x1f\x7f\"'<>\\`]+\Z", re.IGNORECASE)
@@ -327,6 +328,7 @@ class Renderer:
         self.site_url = site_url
         self.contact = contact
         self._compiled: dict[str, jinja2.Template] = {}
+        self._compile_lock = threading.Lock()
         self._templates: dict[str, jinja2.Template] = {}
         self.compile_count = 0
         """How many times MJML ran; tests check it stays at one per template."""
@@ -346,23 +348,27 @@ class Renderer:
         Only the template file goes through MJML, never reader or feed text, so
         ``<mj-include>`` in a paper title can never be interpreted.
         """
-        if name not in self._compiled:
-            source = self.source(name)
-            check_autoescape(self.env, name, source)
-            try:
-                result = mjml.mjml_to_html(source)
-            except Exception as e:  # the port raises bare errors on bad markup
-                raise RenderError(f"template {name}: MJML could not compile it ({e}); check the markup") from e
-            if result.errors:
-                raise RenderError(f"template {name}: MJML errors: {result.errors}")
-            self.compile_count += 1
-            # MJML pretty-prints; leading indentation alone is ~20% of the bytes.
-            compact = _BLANK_LINES.sub("\n", _INDENT.sub("\n", result.html))
-            try:
-                self._compiled[name] = self.env.from_string(compact)
-            except jinja2.TemplateSyntaxError as e:
-                raise RenderError(f"template {name}: Jinja tags broken by MJML compilation: {e.message}") from e
+        with self._compile_lock:  # send threads render at once: compile once, not once per thread
+            if name not in self._compiled:
+                self._compiled[name] = self._compile(name)
         return self._compiled[name]
+
+    def _compile(self, name: str) -> jinja2.Template:
+        source = self.source(name)
+        check_autoescape(self.env, name, source)
+        try:
+            result = mjml.mjml_to_html(source)
+        except Exception as e:  # the port raises bare errors on bad markup
+            raise RenderError(f"template {name}: MJML could not compile it ({e}); check the markup") from e
+        if result.errors:
+            raise RenderError(f"template {name}: MJML errors: {result.errors}")
+        self.compile_count += 1
+        # MJML pretty-prints; leading indentation alone is ~20% of the bytes.
+        compact = _BLANK_LINES.sub("\n", _INDENT.sub("\n", result.html))
+        try:
+            return self.env.from_string(compact)
+        except jinja2.TemplateSyntaxError as e:
+            raise RenderError(f"template {name}: Jinja tags broken by MJML compilation: {e.message}") from e
 
     def _template(self, name: str) -> jinja2.Template:
         if name not in self._templates:
@@ -496,3 +502,46 @@ class Renderer:
             return self._template(name).render(context)
         except jinja2.UndefinedError as e:
             raise RenderError(f"template {name} uses an unknown value: {e.message}") from e
+
+
+def _example_digest() -> Digest:
+    """A one-paper digest that exercises every template variable, for :meth:`Renderer.self_check`."""
+    now = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
+    entry = Entry(
+        id="arxiv:2601.00001",
+        title="An example paper",
+        summary="An example abstract.",
+        link="https://arxiv.org/abs/2601.00001",
+        first_seen=now,
+        authors=("Ada Example", "Bo Sample"),
+        categories=("cs.LG",),
+        arxiv_id="2601.00001",
+        code_url="https://example.org/code",
+        project_url="https://example.org/project",
+        upvotes=3,
+    )
+    profile = Profile(
+        id="example",
+        email="reader@example.org",
+        name="Reader",
+        timezone="UTC",
+        send_at=time(7, 0),
+        frequency="daily",
+        interests=Interests(keywords=(Keyword("example"),)),
+    )
+    match = Match(entry, 1.0, (Reason(ReasonKind.KEYWORD, '"example" in title', "example"),))
+    return Digest(profile, "2026-01-05", date(2026, 1, 5), (match,), now, ("An example note.",))
+
+
+def self_check(renderer: Renderer) -> None:
+    """Render every template once with an example digest, at start-up.
+
+    A broken operator template (a typo'd variable, bad MJML) then stops the
+    run with a RenderError naming the template, before any reader is claimed,
+    instead of failing every reader one by one and leaving no ledger trace.
+    """
+    digest = _example_digest()
+    links = ReaderLinks("https://example.org/f.xml", "https://example.org/f.atom", "https://example.org/u")
+    renderer.email(digest, links)
+    for kind in ("rss", "atom"):
+        renderer.feed(digest.profile, digest.matches, kind=kind, self_url=links.feed_url, updated=digest.generated_at)

@@ -376,3 +376,24 @@ def test_golden_files(renderer: Renderer) -> None:
         path = GOLDEN / name
         assert path.exists(), f"{path} missing: run UPDATE_GOLDEN=1 pytest tests/test_render.py"
         assert out == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+def test_self_check_names_a_broken_operator_template(tmp_path: Path) -> None:
+    from newsletter.errors import RenderError
+    from newsletter.render import Renderer, self_check
+
+    self_check(Renderer())  # the defaults pass
+    (tmp_path / "digest.txt").write_text("Hello {{ nme }}\n{% for m in matches %}{{ m.titel }}{% endfor %}\n")
+    with pytest.raises(RenderError, match="nme"):
+        self_check(Renderer(tmp_path))
+
+
+def test_mjml_compiles_once_even_when_threads_render_at_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from newsletter.render import Renderer
+
+    renderer = Renderer()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: renderer.compiled("digest.mjml"), range(8)))
+    assert renderer.compile_count == 1
