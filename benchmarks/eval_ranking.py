@@ -24,7 +24,16 @@ corpus of many thousands of papers; on 334 papers that drops most topic words,
 so the baselines are also run with ``min_df=1, max_df=1.0`` and the better of
 the two is the one the targets compare against.
 
-Run:  python benchmarks/eval_ranking.py [--draws N]
+Each table gives the mean P@20, its standard error over the profiles (a
+difference well inside it is noise), and the mean per listing (an average can
+hide one listing that collapses).  ``--experiments`` adds the variants that
+were tried against the shipped model (pseudo-relevance feedback, RM3, kNN,
+Rocchio with a negative, a per-profile LinearSVC fused by RRF, BM25 "more like
+this", Robertson/Sparck Jones relevance feedback alone and fused by RRF) and a
+sensitivity table of the model's constants, all with textbook parameters
+fixed beforehand.
+
+Run:  python benchmarks/eval_ranking.py [--draws N] [--experiments]
 Needs scikit-learn (the ``bench`` extra).
 """
 
@@ -32,11 +41,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
@@ -177,14 +187,31 @@ class Baselines:
 class Table:
     title: str
     rows: dict[str, list[float]]
+    listings: list[str] = field(default_factory=list)
+    """The listing of each draw: ``rows[method][i]`` was measured on ``listings[i]``."""
 
     def mean(self, method: str) -> float:
         return statistics.fmean(self.rows[method])
 
+    def by_listing(self, method: str) -> dict[str, float]:
+        """Mean P@20 per listing: an average can hide one listing that collapses."""
+        values: dict[str, list[float]] = {}
+        for listing, value in zip(self.listings, self.rows[method], strict=True):
+            values.setdefault(listing, []).append(value)
+        return {listing: statistics.fmean(v) for listing, v in values.items()}
+
     def render(self) -> str:
-        lines = [self.title, f"{'method':<34} {'P@20':>6} {'min':>6} {'max':>6}"]
+        names = list(dict.fromkeys(self.listings))
+        heads = " ".join(f"{n[:12]:>12}" for n in names)
+        lines = [self.title, f"{'method':<40} {'P@20':>6} {'+-se':>6} {'min':>6} {'max':>6}  {heads}"]
         for name, values in self.rows.items():
-            lines.append(f"{name:<34} {statistics.fmean(values):6.3f} {min(values):6.3f} {max(values):6.3f}")
+            per = self.by_listing(name)
+            cells = " ".join(f"{per[n]:12.3f}" for n in names)
+            # Standard error of the mean over profiles: differences well inside it are noise.
+            se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+            lines.append(
+                f"{name:<40} {statistics.fmean(values):6.3f} {se:6.3f} {min(values):6.3f} {max(values):6.3f}  {cells}"
+            )
         return "\n".join(lines)
 
 
@@ -205,6 +232,7 @@ def evaluate(draws: int = 8, *, listings: Sequence[str] | None = None) -> dict[s
 
     kw: dict[str, list[float]] = {}
     seeds: dict[str, list[float]] = {}
+    drawn: list[str] = []
 
     def add(table: dict[str, list[float]], method: str, value: float) -> None:
         table.setdefault(method, []).append(value)
@@ -213,6 +241,7 @@ def evaluate(draws: int = 8, *, listings: Sequence[str] | None = None) -> dict[s
         relevant = labels[listing] & ids
         pool = KEYWORD_POOLS[listing]
         for draw in range(draws):
+            drawn.append(listing)
             rng = random.Random(f"{listing}/{draw}")
             phrases = rng.sample(pool, rng.choice((2, 3)))
             text = " ".join(phrases)
@@ -230,8 +259,8 @@ def evaluate(draws: int = 8, *, listings: Sequence[str] | None = None) -> dict[s
                 add(seeds, f"LinearSVC ({label})", precision(b.svm(seed_ids=picked), relevant))
     n = len(names) * draws
     return {
-        "keywords": Table(f"(a) keyword profiles, 2-3 phrases, {n} profiles over {len(names)} listings", kw),
-        "seeds": Table(f"(b) seed-paper profiles, 5 seeds, {n} profiles over {len(names)} listings", seeds),
+        "keywords": Table(f"(a) keyword profiles, 2-3 phrases, {n} profiles over {len(names)} listings", kw, drawn),
+        "seeds": Table(f"(b) seed-paper profiles, 5 seeds, {n} profiles over {len(names)} listings", seeds, drawn),
     }
 
 
@@ -239,9 +268,186 @@ def best_svm(table: Table) -> float:
     return max(table.mean(m) for m in table.rows if m.startswith("LinearSVC"))
 
 
+# -- experiments (--experiments): ideas tried against the model, kept here to be re-run --------------------
+#
+# Every parameter below is a textbook default fixed before running (Rocchio
+# alpha/beta/gamma 1/0.75/0.15, RM3 10 docs/10 terms/0.5, RRF k=60, arxiv-sanity's
+# C=0.01), never searched on these labels.  They reach into the Index's
+# matrices, which only an experiment should do.
+
+
+def _experiments(draws: int) -> tuple[Table, Table, Table]:
+    """Variant rankers next to ours on the same draws, and a sensitivity table of our constants."""
+    from scipy import sparse
+
+    entries = load_entries()
+    labels = load_labels()
+    ids = {e.id for e in entries}
+    index = match.Index(entries)
+    tfidf, bm25, n = index._tfidf, index._bm25, len(index.entries)
+    eid = [e.id for e in index.entries]
+
+    def top_ids(scores: np.ndarray[Any, Any], skip: Sequence[int] = ()) -> list[str]:
+        scores = scores.astype(float).copy()
+        scores[list(skip)] = -np.inf
+        return [eid[r] for r in np.lexsort((np.arange(n), -scores))[:K]]
+
+    def ours(p: Profile, idx: match.Index = index) -> np.ndarray[Any, Any]:
+        scores, _, _ = idx._scores([idx._query(p, {})])
+        return np.asarray(scores[0])
+
+    def rrf(*lists: np.ndarray[Any, Any], k: int = 60) -> np.ndarray[Any, Any]:
+        fused = np.zeros(n)
+        for s in lists:
+            ranks = np.empty(n)
+            ranks[np.lexsort((np.arange(n), -s))] = np.arange(n)
+            fused += 1.0 / (k + ranks + 1)
+        return fused
+
+    def unit(v: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return v / (np.linalg.norm(v) or 1.0)
+
+    def prf_rocchio(base: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Keywords: cosine to the centroid of BM25's top 10 added (beta 0.5) to BM25 scaled to 0..1."""
+        top = np.argsort(-base)[:10]
+        return base / (base.max() or 1.0) + 0.5 * (tfidf @ unit(np.asarray(tfidf[top].mean(axis=0)).ravel()))
+
+    def rm3(p: Profile) -> np.ndarray[Any, Any]:
+        """Keywords: RM3 expansion from BM25's top 10 papers, 10 terms, original query weight 0.5."""
+        base = ours(p)
+        top = np.argsort(-base)[:10]
+        weights = np.maximum(base[top], 0) / (np.maximum(base[top], 0).sum() or 1.0)
+        docs = sparse.csr_matrix(bm25[top])
+        docs = sparse.diags(1.0 / np.maximum(np.asarray(docs.sum(axis=1)).ravel(), 1e-12)) @ docs
+        model = np.asarray(weights @ docs).ravel()
+        keep = np.argsort(-model)[:10]
+        expansion = np.zeros_like(model)
+        expansion[keep] = model[keep] / (model[keep].sum() or 1.0)
+        query = np.zeros(bm25.shape[1])
+        for t, w in match._keyword_weights(index._query(p, {})):
+            query[t] += w
+        query /= query.sum() or 1.0
+        return np.asarray(bm25 @ (0.5 * query + 0.5 * expansion)).ravel()
+
+    def seed_sims(rows: Sequence[int]) -> np.ndarray[Any, Any]:
+        return np.asarray((tfidf @ tfidf[list(rows)].T).toarray())
+
+    def rocchio_negative(rows: Sequence[int]) -> np.ndarray[Any, Any]:
+        """Seeds: Rocchio with the day's mean paper as the negative (alpha 1, beta 0.75, gamma 0.15)."""
+        centroid = np.asarray(tfidf[list(rows)].mean(axis=0)).ravel()
+        first = tfidf @ centroid
+        first[list(rows)] = -np.inf
+        top = np.argsort(-first)[:10]
+        background = np.asarray(tfidf.mean(axis=0)).ravel()
+        moved = unit(centroid) + 0.75 * np.asarray(tfidf[top].mean(axis=0)).ravel() - 0.15 * unit(background)
+        return np.asarray(tfidf @ moved)
+
+    def svm(rows: Sequence[int]) -> np.ndarray[Any, Any]:
+        from sklearn.svm import LinearSVC
+
+        y = np.zeros(n)
+        y[list(rows)] = 1
+        clf = LinearSVC(class_weight="balanced", max_iter=10000, tol=1e-6, C=0.01).fit(tfidf, y)
+        return np.asarray(clf.decision_function(tfidf))
+
+    def more_like_this(rows: Sequence[int]) -> np.ndarray[Any, Any]:
+        """Seeds: BM25 'more like this', each seed's 25 heaviest terms as one query, scores summed (max-scaled)."""
+        total = np.zeros(n)
+        for r in rows:
+            row = tfidf[r]
+            query = np.zeros(bm25.shape[1])
+            query[row.indices[np.argsort(-row.data)[:25]]] = 1.0
+            s = np.asarray(bm25 @ query).ravel()
+            total += s / (s.max() or 1.0)
+        return total
+
+    df = np.asarray(index._present.sum(axis=0)).ravel()
+    bm25_tf = sparse.csr_matrix(bm25 @ sparse.diags(1.0 / index.idf))  # BM25's saturated tf, without its idf
+
+    def relevance_feedback(rows: Sequence[int], terms: int = 20) -> np.ndarray[Any, Any]:
+        """Seeds: Robertson/Sparck Jones relevance feedback, the seeds as the relevant set.
+
+        The 20 terms with the highest offer weight (r x RSJ weight) become a
+        BM25 query weighted by their RSJ weights.
+        """
+        r = np.asarray(index._present[list(rows)].sum(axis=0)).ravel()
+        big_r = len(rows)
+        rsj = np.log(((r + 0.5) * (n - df - big_r + r + 0.5)) / ((df - r + 0.5) * (big_r - r + 0.5)))
+        chosen = np.argsort(-(r * rsj))[:terms]
+        query = np.zeros(len(rsj))
+        query[chosen] = np.maximum(rsj[chosen], 0.0)
+        return np.asarray(bm25_tf @ query).ravel()
+
+    kw: dict[str, list[float]] = {}
+    sd: dict[str, list[float]] = {}
+    sens: dict[str, list[float]] = {}
+    drawn: list[str] = []
+    constants = {
+        "WORD_IN_PHRASE": (0.0, 0.5, 1.0),
+        "TITLE_BOOST": (1.0, 3.0),
+        "SEED_FEEDBACK": (0.0, 0.25, 1.0),
+        "SEED_FEEDBACK_DOCS": (5, 20),
+    }
+    boosted = {}  # TITLE_BOOST acts when the index is built
+    for value in constants["TITLE_BOOST"]:
+        match.TITLE_BOOST, saved = value, match.TITLE_BOOST
+        boosted[value] = match.Index(entries)
+        match.TITLE_BOOST = saved
+    for listing in KEYWORD_POOLS:
+        relevant = labels[listing] & ids
+        for draw in range(draws):
+            drawn.append(listing)
+            rng = random.Random(f"{listing}/{draw}")
+            phrases = rng.sample(KEYWORD_POOLS[listing], rng.choice((2, 3)))
+            picked = rng.sample(sorted(relevant), 5)
+            rows = [index.row_of[i] for i in picked]
+            kp, sp = profile(keywords=phrases), profile(papers=[i.removeprefix("arxiv:") for i in picked])
+            base, seeded = ours(kp), ours(sp)
+            for method, scores in (
+                ("newsletter (as shipped)", base),
+                ("+ PRF Rocchio (10 docs, beta 0.5)", prf_rocchio(base)),
+                ("+ RM3 (10 docs, 10 terms, 0.5)", rm3(kp)),
+            ):
+                kw.setdefault(method, []).append(precision(top_ids(scores), relevant))
+            sims = seed_sims(rows)
+            for method, scores in (
+                ("newsletter (as shipped)", seeded),
+                ("kNN: max cosine to a seed", sims.max(axis=1)),
+                (
+                    "centroid + kNN max, averaged",
+                    (tfidf @ unit(np.asarray(tfidf[rows].mean(axis=0)).ravel()) + sims.max(axis=1)) / 2,
+                ),
+                ("Rocchio with negative (1/0.75/0.15)", rocchio_negative(rows)),
+                ("LinearSVC on our TF-IDF (C=0.01)", svm(rows)),
+                ("RRF(newsletter, that LinearSVC)", rrf(seeded, svm(rows))),
+                ("BM25 more-like-this (25 terms/seed)", more_like_this(rows)),
+                ("RSJ relevance feedback (20 terms)", relevance_feedback(rows)),
+                ("RRF(newsletter, RSJ feedback)", rrf(seeded, relevance_feedback(rows))),
+            ):
+                sd.setdefault(method, []).append(precision(top_ids(scores, rows), relevant))
+            for name, values in constants.items():
+                for value in values:
+                    saved = getattr(match, name)
+                    setattr(match, name, value)
+                    try:
+                        p = sp if name.startswith("SEED") else kp
+                        idx = boosted[value] if name == "TITLE_BOOST" else index
+                        got = precision(top_ids(ours(p, idx), rows if p is sp else ()), relevant)
+                    finally:
+                        setattr(match, name, saved)
+                    sens.setdefault(f"{name} = {value} (shipped {saved})", []).append(got)
+    n_draws = len(drawn)
+    return (
+        Table(f"experiments (a) keyword profiles, {n_draws} profiles", kw, drawn),
+        Table(f"experiments (b) seed-paper profiles, {n_draws} profiles", sd, drawn),
+        Table(f"sensitivity: one constant changed, P@20 (keyword or seed profiles), {n_draws} profiles", sens, drawn),
+    )
+
+
 def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> dict[str, Table]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=8, help="random profiles per listing (default 8)")
+    parser.add_argument("--experiments", action="store_true", help="also rank with the variants tried (slow)")
     args = parser.parse_args(argv)
     tables = evaluate(args.draws)
     out("Keyword pools (2-3 drawn per profile):")
@@ -255,6 +461,10 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     out(f"keyword P@20 {kw.mean('newsletter (BM25F + phrases)'):.3f} (target >= 0.85)")
     margin = sd.mean("newsletter (seed papers)") - best_svm(sd)
     out(f"seed P@20 minus best LinearSVC: {margin:+.3f} (target >= +0.08)")
+    if args.experiments:
+        for table in _experiments(args.draws):
+            out("")
+            out(table.render())
     return tables
 
 

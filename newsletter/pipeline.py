@@ -50,6 +50,9 @@ from .types import (
 
 Clock = Callable[[], datetime]
 
+_RANK_BLOCK = 512
+"""Readers ranked together before their sends start: bounds the digests held in memory."""
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -139,19 +142,36 @@ class App:
         Seed papers come from the store (they may be older than the day's
         entries); seed ids the store does not have are named in the notes.
         """
-        if since is None:
-            since = self.ledger.last_sent_at(profile.id) or (now - lookback(profile))
-        seeds = self.store.get_entries(f"arxiv:{p}" for p in profile.interests.papers)
-        matches = index.rank(
-            profile, now, exclude_ids=self.ledger.delivered_ids(profile.id), since=since, seeds=seeds
-        )
-        missing = profile_files.missing_papers(profile, [*seeds, *index.row_of])
-        notes = self.source_notes() + tuple(
-            f"Seed paper {p} from your profile is not in the database yet, so it was not used; "
-            "it is used once a source lists it."
-            for p in missing
-        )
-        return Digest(profile, period.key, period.day, tuple(matches), now, notes)
+        return self._digests([(profile, period, since)], index, now)[0]
+
+    def _digests(
+        self, wanted: Sequence[tuple[Profile, Period, datetime | None]], index: ranking.Index, now: datetime
+    ) -> list[Digest]:
+        """:meth:`digest` for many readers with one :meth:`Index.rank_many` (vectorised) call.
+
+        A reader's ``since`` defaults to their last send, or one lookback
+        period for a first digest; entries already delivered to them are left out.
+        """
+        since: dict[str, datetime | None] = {}
+        exclude: dict[str, set[str]] = {}
+        for profile, _, cutoff in wanted:
+            if cutoff is None:
+                cutoff = self.ledger.last_sent_at(profile.id) or (now - lookback(profile))
+            since[profile.id] = cutoff
+            exclude[profile.id] = self.ledger.delivered_ids(profile.id)
+        seeds = self.store.get_entries(f"arxiv:{p}" for profile, _, _ in wanted for p in profile.interests.papers)
+        ranked = index.rank_many([p for p, _, _ in wanted], now, exclude, since, seeds=seeds)
+        source_notes = self.source_notes()
+        digests = []
+        for profile, period, _ in wanted:
+            known = [i for p in profile.interests.papers if (i := f"arxiv:{p}") in seeds or i in index.row_of]
+            notes = source_notes + tuple(
+                f"Seed paper {p} from your profile is not in the database yet, so it was not used; "
+                "it is used once a source lists it."
+                for p in profile_files.missing_papers(profile, known)
+            )
+            digests.append(Digest(profile, period.key, period.day, tuple(ranked[profile.id]), now, notes))
+        return digests
 
     def source_notes(self) -> tuple[str, ...]:
         """One line per source failing twice or more in a row, for digests and feeds."""
@@ -192,12 +212,14 @@ class App:
         """Send every due digest once; returns one result per reader, in reader order.
 
         With ``force`` each reader's digest for today is due now, whatever
-        their send time (``newsletter demo``, ``run --now``).  Up to
-        ``delivery.concurrency`` sends are in flight at once; each job renders
-        its own email just before sending, and at most twice that many jobs
-        are queued, so memory stays flat for 10,000 readers.  When *stop* is
-        set (SIGTERM in ``serve``) no new send starts; sends in flight finish
-        and are recorded.
+        their send time (``newsletter demo``, ``run --now``).  Readers are
+        ranked by blocks of ``_RANK_BLOCK`` with one vectorised
+        :meth:`Index.rank_many` call each; then that block's send jobs are
+        submitted.  Up to ``delivery.concurrency`` sends are in flight at once;
+        each job renders its own email just before sending, and at most twice
+        that many jobs are queued, so memory stays flat for 10,000 readers
+        (one block of digests at a time).  When *stop* is set (SIGTERM in
+        ``serve``) no new send starts; sends in flight finish and are recorded.
         """
         from concurrent.futures import ThreadPoolExecutor
 
@@ -212,23 +234,31 @@ class App:
         results: list[DeliveryResult | None] = [None] * len(readers)
         feed_items: dict[str, list[dict[str, Any]]] = {}
 
-        def job(i: int, profile: Profile) -> None:
+        def job(i: int, digest: Digest) -> None:
             try:
-                results[i] = self._deliver_one(profile, now, index, force, feed_items, guard)
+                results[i] = self._deliver_one(digest, now, feed_items, guard)
             except NewsletterError as e:
-                results[i] = DeliveryResult(profile.id, DeliveryStatus.FAILED, detail=str(e))
+                results[i] = DeliveryResult(digest.profile.id, DeliveryStatus.FAILED, detail=str(e))
             except Exception as e:  # a bug in one reader's job must not lose the others' results
-                results[i] = DeliveryResult(profile.id, DeliveryStatus.FAILED, detail=f"internal error: {e!r}")
+                results[i] = DeliveryResult(digest.profile.id, DeliveryStatus.FAILED, detail=f"internal error: {e!r}")
             finally:
                 slots.release()
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-            for i, profile in enumerate(readers):
-                slots.acquire()
+            for start in range(0, len(readers), _RANK_BLOCK):
                 if guard.halted() is not None:
-                    slots.release()
                     break
-                pool.submit(job, i, profile)
+                block = range(start, min(start + _RANK_BLOCK, len(readers)))
+                due = self._plan_block(readers, block, now, force, results)
+                digests = self._rank_block(due, index, now, results)
+                for (i, _), digest in zip(due, digests, strict=True):
+                    if digest is None:
+                        continue
+                    slots.acquire()
+                    if guard.halted() is not None:
+                        slots.release()
+                        break
+                    pool.submit(job, i, digest)
         reason = guard.halted() or "not reached"
         done = [
             r if r is not None else DeliveryResult(p.id, DeliveryStatus.PLANNED, detail=f"not sent: {reason}")
@@ -237,17 +267,47 @@ class App:
         self.store.add_feed_items(feed_items, keep=self.settings.feed.items)
         return done
 
-    def _deliver_one(
+    def _plan_block(
         self,
-        profile: Profile,
+        readers: Sequence[Profile],
+        positions: range,
         now: datetime,
-        index: ranking.Index,
         force: bool,
-        feed_items: dict[str, list[dict[str, Any]]],
-        guard: _SendGuard | None = None,
-    ) -> DeliveryResult:
-        """One reader's digest: rank, render, claim durably, send, record."""
-        guard = guard or _SendGuard(None, self.settings.delivery.auth_failure_limit)
+        results: list[DeliveryResult | None],
+    ) -> list[tuple[int, tuple[Profile, Period, datetime | None]]]:
+        """The readers of *positions* that are due: the rest get their result now (paused, already settled)."""
+        due: list[tuple[int, tuple[Profile, Period, datetime | None]]] = []
+        for i in positions:
+            profile = readers[i]
+            try:
+                planned = self._plan(profile, now, force)
+            except NewsletterError as e:
+                results[i] = DeliveryResult(profile.id, DeliveryStatus.FAILED, detail=str(e))
+                continue
+            if isinstance(planned, DeliveryResult):
+                results[i] = planned
+            else:
+                due.append((i, (profile, planned, None)))
+        return due
+
+    def _rank_block(
+        self,
+        due: Sequence[tuple[int, tuple[Profile, Period, datetime | None]]],
+        index: ranking.Index,
+        now: datetime,
+        results: list[DeliveryResult | None],
+    ) -> list[Digest | None]:
+        """The due readers' digests, ranked together; if ranking fails, each gets a failed result."""
+        try:
+            return list(self._digests([w for _, w in due], index, now))
+        except Exception as e:  # one block's failure is reported per reader; the next block still runs
+            detail = str(e) if isinstance(e, NewsletterError) else f"internal error: {e!r}"
+            for i, (profile, period, _) in due:
+                results[i] = DeliveryResult(profile.id, DeliveryStatus.FAILED, period.key, detail=detail)
+            return [None] * len(due)
+
+    def _plan(self, profile: Profile, now: datetime, force: bool) -> Period | DeliveryResult:
+        """The period *profile* is due for, or the result that says why nothing is due."""
         if profile.paused:
             return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, detail="paused (unsubscribed)")
         period = forced_period(profile, now) if force else current_period(profile, now)
@@ -261,17 +321,28 @@ class App:
                 detail=f"already {existing.status.value} for {period.key}",
                 already=True,
             )
-        digest = self.digest(profile, period, index, now)
+        return period
+
+    def _deliver_one(
+        self,
+        digest: Digest,
+        now: datetime,
+        feed_items: dict[str, list[dict[str, Any]]],
+        guard: _SendGuard | None = None,
+    ) -> DeliveryResult:
+        """One reader's ranked digest: render, claim durably, send, record."""
+        guard = guard or _SendGuard(None, self.settings.delivery.auth_failure_limit)
+        profile, period = digest.profile, digest.period
         if not digest.matches and profile.skip_empty:
-            self.ledger.mark_skipped(profile.id, period.key, "nothing new matched", now)
-            return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period.key, detail="nothing new matched")
+            self.ledger.mark_skipped(profile.id, period, "nothing new matched", now)
+            return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period, detail="nothing new matched")
         links = self.links(profile.id)
         email = self.renderer.email(digest, links)
         d = self.settings.delivery
         message = build_message(
             email,
             reader=profile.id,
-            period=period.key,
+            period=period,
             from_address=d.from_address,
             from_name=d.from_name,
             reply_to=d.reply_to,
@@ -283,29 +354,29 @@ class App:
         # may have unsubscribed (POST /unsubscribe) since the run began.
         halted = guard.halted()
         if halted is not None:
-            return DeliveryResult(profile.id, DeliveryStatus.PLANNED, period.key, detail=f"not sent: {halted}")
+            return DeliveryResult(profile.id, DeliveryStatus.PLANNED, period, detail=f"not sent: {halted}")
         if self._paused_now(profile.id):
-            return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period.key, detail="paused (unsubscribed)")
+            return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period, detail="paused (unsubscribed)")
         ids = [m.entry.id for m in digest.matches]
-        if not self.ledger.claim(profile.id, period.key, ids, self.sender.name, now):
-            return DeliveryResult(profile.id, DeliveryStatus.SENDING, period.key, detail="claimed by another run")
+        if not self.ledger.claim(profile.id, period, ids, self.sender.name, now):
+            return DeliveryResult(profile.id, DeliveryStatus.SENDING, period, detail="claimed by another run")
         try:
             provider_id = self.sender.send(message)
         except AmbiguousDeliveryError as e:
-            self.ledger.mark_uncertain(profile.id, period.key, str(e), self.clock())
+            self.ledger.mark_uncertain(profile.id, period, str(e), self.clock())
             guard.record(auth_failed=False)
-            return DeliveryResult(profile.id, DeliveryStatus.UNCERTAIN, period.key, detail=str(e))
+            return DeliveryResult(profile.id, DeliveryStatus.UNCERTAIN, period, detail=str(e))
         except (PermanentDeliveryError, TransientDeliveryError, DeliveryError) as e:
             retry = isinstance(e, TransientDeliveryError)
-            self.ledger.mark_failed(profile.id, period.key, str(e), self.clock(), retry=retry)
+            self.ledger.mark_failed(profile.id, period, str(e), self.clock(), retry=retry)
             guard.record(auth_failed=isinstance(e, DeliveryAuthError))
-            return DeliveryResult(profile.id, DeliveryStatus.FAILED, period.key, detail=str(e))
-        self.ledger.mark_sent(profile.id, period.key, provider_id, self.clock())
+            return DeliveryResult(profile.id, DeliveryStatus.FAILED, period, detail=str(e))
+        self.ledger.mark_sent(profile.id, period, provider_id, self.clock())
         guard.record(auth_failed=False)
         with guard.lock:
             feed_items[profile.id] = [_feed_item(m, now) for m in digest.matches]
         path = self.sender.path_for(message) if isinstance(self.sender, OutboxSender) else None
-        return DeliveryResult(profile.id, DeliveryStatus.SENT, period.key, len(ids), path=path)
+        return DeliveryResult(profile.id, DeliveryStatus.SENT, period, len(ids), path=path)
 
     def _paused_now(self, reader: str) -> bool:
         """The reader's pause flag as stored right now (set by one-click unsubscribe)."""

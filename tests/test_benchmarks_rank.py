@@ -26,6 +26,17 @@ def test_eval_ranking_tiny_run_prints_both_tables() -> None:
     assert tables["seeds"].mean("newsletter (seed papers)") > 0.34
 
 
+def test_eval_ranking_experiments_and_per_listing_columns() -> None:
+    pytest.importorskip("sklearn", reason="the evaluation needs the bench extra (scikit-learn)")
+    lines: list[str] = []
+    eval_ranking.main(["--draws", "1", "--experiments"], out=lines.append)
+    text = "\n".join(lines)
+    assert "experiments (b) seed-paper profiles" in text and "sensitivity:" in text
+    assert "RRF(newsletter, that LinearSVC)" in text and "WORD_IN_PHRASE = 0.5 (shipped 0.3)" in text
+    header = next(line for line in text.splitlines() if line.startswith("method"))
+    assert "llm-training" in header and "+-se" in header
+
+
 def test_bench_rank_tiny_run() -> None:
     lines: list[str] = []
     result = bench_rank.main(["--profiles", "40", "--entries", "400", "--naive-sample", "5"], out=lines.append)

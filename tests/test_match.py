@@ -7,15 +7,17 @@ from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import SAMPLES, Clock
 
-from newsletter import match, sources
+from newsletter import match, pipeline, sources
 from newsletter.cli import cli
 from newsletter.config import Settings
 from newsletter.ledger import Ledger
 from newsletter.pipeline import make_app
-from newsletter.types import Entry, Interests, Keyword, Profile, ReasonKind
+from newsletter.schedule import forced_period
+from newsletter.types import DeliveryStatus, Entry, Interests, Keyword, Profile, ReasonKind
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 FILLER = [
@@ -197,14 +199,76 @@ def test_rank_many_agrees_with_rank_one_by_one() -> None:
         replace(profile(("mixture of experts",), authors=("Ana Li",), categories=("cs.CL",)), id="b"),
         replace(profile(papers=(entries[0].arxiv_id or "",)), id="c"),
         replace(profile(("zzzz qqqq",)), id="d"),
+        replace(profile(papers=("2301.00001", entries[1].arxiv_id or "")), id="e"),  # an older paper and today's
     ]
+    older = entry("arxiv:2301.00001", "Mixture of experts routing", "Sparse experts and a router for language models.")
     excluded = {"a": {entries[5].id}}
-    batch = index.rank_many(profiles, NOW, excluded, {"b": None})
-    assert set(batch) == {"a", "b", "c", "d"} and batch["d"] == []
+    batch = index.rank_many(profiles, NOW, excluded, {"b": None}, seeds={older.id: older})
+    assert set(batch) == {"a", "b", "c", "d", "e"} and batch["d"] == []
+    assert any("2301.00001" in m.reason_line for m in batch["e"])
     for p in profiles:
-        one = index.rank(p, NOW, exclude_ids=excluded.get(p.id, frozenset()))
+        one = index.rank(p, NOW, exclude_ids=excluded.get(p.id, frozenset()), seeds={older.id: older})
         assert [(m.entry.id, m.score) for m in one] == [(m.entry.id, m.score) for m in batch[p.id]]
         assert all(m.reasons for m in one)
+
+
+def test_rank_many_gives_the_same_across_batch_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = [
+        sources.merge(None, d, NOW) for d in sources.parse("arxiv", "s", (SAMPLES / "arxiv_cs.rss").read_bytes())
+    ]
+    index = match.Index(entries)
+    profiles = [
+        replace(profile(("quantization",), max_items=3), id="a"),
+        replace(profile(papers=(entries[2].arxiv_id or "",), max_items=30), id="b"),
+        replace(profile(("mixture of experts", "routing")), id="c"),
+        replace(profile(categories=("cs.LG",), max_items=5), id="d"),
+        replace(profile(("scaling laws",), authors=("Ana Li",)), id="e"),
+    ]
+    whole = index.rank_many(profiles, NOW)
+    monkeypatch.setattr(match, "BATCH", 2)  # three batches, the last one of a single profile
+    split = index.rank_many(profiles, NOW)
+    assert all(whole[p.id] for p in profiles)
+    assert {k: [(m.entry.id, m.score, m.reasons) for m in v] for k, v in split.items()} == {
+        k: [(m.entry.id, m.score, m.reasons) for m in v] for k, v in whole.items()
+    }
+
+
+def test_a_delivery_history_longer_than_the_day_still_excludes() -> None:
+    es = corpus(entry(1, "Quantization one"), entry(2, "Quantization two"))
+    history = {f"arxiv:2301.{i:05d}" for i in range(50)} | {"arxiv:2401.00001"}  # more ids than entries
+    got = match.rank(es, profile(("quantization",)), NOW, exclude_ids=history)
+    assert ids(got) == ["arxiv:2401.00002"]
+
+
+def test_ties_at_the_cut_are_broken_by_entry_id() -> None:
+    # Identical texts score identically: the lowest ids win, whatever the row order.
+    same = [entry(i, "Quantization of weights", "Low-bit quantization.") for i in (7, 3, 9, 1, 5)]
+    for order in (same, same[::-1]):
+        got = match.rank(corpus(*order), profile(("quantization",), max_items=2), NOW)
+        assert ids(got) == ["arxiv:2401.00001", "arxiv:2401.00003"]
+    index = match.Index(corpus(*same))
+    many = index.rank_many([replace(profile(("quantization",), max_items=k), id=str(k)) for k in (1, 3, 9)], NOW)
+    assert [len(many[k]) for k in ("1", "3", "9")] == [1, 3, 5]
+    assert ids(many["3"]) == ["arxiv:2401.00001", "arxiv:2401.00003", "arxiv:2401.00005"]
+
+
+def test_delivery_ranks_readers_in_blocks_like_one_by_one(
+    settings: Settings, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "_RANK_BLOCK", 2)  # three readers: a block of two, then one
+    with make_app(settings, clock=clock) as app:
+        app.fetch()
+        readers = app.load_profiles().profiles
+        now = clock()
+        index = match.Index(app.store.entries_since(now - timedelta(days=30)))
+        expected = {
+            p.id: tuple(m.entry.id for m in app.digest(p, forced_period(p, now), index, now).matches) for p in readers
+        }
+        results = app.deliver(force=True, readers=readers)
+        sent = {r.reader: r.entry_ids for r in app.ledger.rows(status=DeliveryStatus.SENT)}
+    assert [r.reader for r in results] == [p.id for p in readers]
+    assert all(r.status is DeliveryStatus.SENT for r in results), results
+    assert sent == expected and all(expected.values())
 
 
 # -- commands ---------------------------------------------------------------------
