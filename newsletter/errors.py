@@ -79,17 +79,28 @@ class RenderError(NewsletterError):
 class DeliveryError(NewsletterError):
     """One email could not be handed to the mail backend."""
 
+    retry_later = False
+    """Whether the ledger frees the period for the next run (the kind decides, not the caller)."""
+
 
 class PermanentDeliveryError(DeliveryError):
     """Retrying will not help: bad address, bad credentials, message rejected."""
 
 
 class DeliveryAuthError(PermanentDeliveryError):
-    """The backend refused our credentials; after several in a row the run stops."""
+    """The backend refused our credentials; after several in a row the run stops.
+
+    Nothing is wrong with the reader's digest: once the operator fixes the key
+    it must still go out, so the period is freed for the next run.
+    """
+
+    retry_later = True
 
 
 class TransientDeliveryError(DeliveryError):
     """Worth retrying later: rate limit, server error, connection refused."""
+
+    retry_later = True
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)

@@ -21,6 +21,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -42,6 +43,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at  TEXT NOT NULL,
     PRIMARY KEY (reader, period)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feed_items (
+    reader    TEXT NOT NULL,
+    entry_id  TEXT NOT NULL,
+    score     REAL NOT NULL,
+    reasons   TEXT NOT NULL,
+    at        TEXT NOT NULL,
+    PRIMARY KEY (reader, entry_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS unsubscribes (
     reader  TEXT PRIMARY KEY,
     at      TEXT NOT NULL
@@ -54,6 +63,18 @@ CREATE TABLE IF NOT EXISTS delivered (
     PRIMARY KEY (reader, entry_id)
 ) WITHOUT ROWID;
 """
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One match as a reader's feed shows it: the paper, its score and why."""
+
+    entry_id: str
+    score: float
+    reasons: tuple[tuple[str, str], ...]
+    """``(kind, text)`` pairs, as :class:`~newsletter.types.Reason` has them."""
+    at: datetime | None = None
+    """When it was sent (set when read back from the ledger)."""
+
 
 # Rows in these states hold their entries: they count as delivered for no-repeat.
 _HOLDING = (DeliveryStatus.SENDING.value, DeliveryStatus.SENT.value, DeliveryStatus.UNCERTAIN.value)
@@ -124,6 +145,12 @@ class Ledger:
             ).fetchone()
         return _row(r) if r else None
 
+    def settled(self, reader: str, period: str) -> bool:
+        """True when nothing more is to be sent for this period: sent, sending,
+        uncertain, failed for good or skipped on purpose (only ``planned`` is open)."""
+        row = self.get(reader, period)
+        return row is not None and row.status is not DeliveryStatus.PLANNED
+
     def claim(self, reader: str, period: str, entry_ids: Iterable[str], backend: str, now: datetime) -> bool:
         """Durably mark *reader*'s digest for *period* as being sent.
 
@@ -152,8 +179,24 @@ class Ledger:
             )
         return True
 
-    def mark_sent(self, reader: str, period: str, message_id: str | None, now: datetime) -> None:
-        self._finish(reader, period, DeliveryStatus.SENT, now, message_id=message_id)
+    def mark_sent(
+        self,
+        reader: str,
+        period: str,
+        message_id: str | None,
+        now: datetime,
+        items: Iterable[FeedItem] = (),
+        *,
+        keep: int = 100,
+    ) -> None:
+        """Record a send, and the matches it carried for the reader's feed, in one transaction.
+
+        Keeping the feed items here (not in a separate write after the run)
+        means a crash after a send can never leave the reader's feed without
+        papers that, being delivered, will never be offered again.  The feed
+        keeps the reader's newest *keep* items.
+        """
+        self._finish(reader, period, DeliveryStatus.SENT, now, message_id=message_id, items=list(items), keep=keep)
 
     def mark_uncertain(self, reader: str, period: str, error: str, now: datetime) -> None:
         self._finish(reader, period, DeliveryStatus.UNCERTAIN, now, error=error)
@@ -192,6 +235,8 @@ class Ledger:
         *,
         message_id: str | None = None,
         error: str | None = None,
+        items: list[FeedItem] | None = None,
+        keep: int = 100,
     ) -> None:
         with self._tx() as db:
             db.execute(
@@ -199,6 +244,16 @@ class Ledger:
                 "WHERE reader = ? AND period = ?",
                 (status.value, message_id, error, now.isoformat(), reader, period),
             )
+            if items:
+                db.executemany(
+                    "INSERT OR REPLACE INTO feed_items (reader, entry_id, score, reasons, at) VALUES (?, ?, ?, ?, ?)",
+                    [(reader, i.entry_id, i.score, json.dumps(i.reasons), now.isoformat()) for i in items],
+                )
+                db.execute(
+                    "DELETE FROM feed_items WHERE reader = ? AND entry_id NOT IN (SELECT entry_id FROM feed_items "
+                    "WHERE reader = ? ORDER BY at DESC, score DESC LIMIT ?)",
+                    (reader, reader, keep),
+                )
 
     # -- unsubscribes ----------------------------------------------------------------
 
@@ -244,10 +299,29 @@ class Ledger:
             found = self._db.execute(sql + " ORDER BY period, reader", args).fetchall()
         return [_row(r) for r in found]
 
+    def feed_items(self, reader: str, limit: int) -> list[FeedItem]:
+        """The reader's most recently sent matches, newest first (their feed)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT entry_id, score, reasons, at FROM feed_items WHERE reader = ? "
+                "ORDER BY at DESC, score DESC LIMIT ?",
+                (reader, limit),
+            ).fetchall()
+        return [
+            FeedItem(e, s, tuple((k, t) for k, t in json.loads(r)), datetime.fromisoformat(at)) for e, s, r, at in rows
+        ]
+
     def prune(self, before: datetime) -> int:
-        """Forget delivered ids older than the entry retention window."""
+        """Forget delivered ids and feed items recorded before *before*.
+
+        Call it with a cut-off well past the entry retention window: a paper
+        whose delivered id is forgotten could be offered again if a source
+        lists it again after it was pruned from the store.
+        """
+        cutoff = before.isoformat()
         with self._tx() as db:
-            return db.execute("DELETE FROM delivered WHERE at < ?", (before.isoformat(),)).rowcount
+            db.execute("DELETE FROM feed_items WHERE at < ?", (cutoff,))
+            return db.execute("DELETE FROM delivered WHERE at < ?", (cutoff,)).rowcount
 
 
 def _row(r: tuple[str, ...]) -> Delivery:

@@ -12,6 +12,7 @@ from collections import ChainMap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,11 @@ from . import profiles as profile_files
 from . import sources
 from .config import Settings
 from .delivery import OutboxSender, Sender, SendGridSender, SmtpSender, Tokens, build_message, load_secret
-from .errors import (
-    AmbiguousDeliveryError,
-    DeliveryAuthError,
-    DeliveryError,
-    NewsletterError,
-    PermanentDeliveryError,
-    TransientDeliveryError,
-)
+from .errors import AmbiguousDeliveryError, DeliveryAuthError, DeliveryError, NewsletterError
 from .fetch import Fetcher
-from .ledger import Ledger
-from .render import ReaderLinks, Renderer
-from .schedule import Period, Status, current_period, forced_period, health, lookback
+from .ledger import FeedItem, Ledger
+from .render import ReaderLinks, Renderer, self_check
+from .schedule import Period, Status, current_period, forced_period, health, lookback, superseded_period
 from .store import SourceState, Store, atomic_write
 from .types import (
     DeliveryResult,
@@ -49,6 +43,9 @@ from .types import (
 )
 
 Clock = Callable[[], datetime]
+
+LEDGER_RETENTION_FACTOR = 4
+"""Delivered ids and feed items are kept this many entry-retention windows."""
 
 _RANK_BLOCK = 512
 """Readers ranked together before their sends start: bounds the digests held in memory."""
@@ -113,6 +110,9 @@ class App:
             self.store.put_entries(changed.values())
             self.store.put_source_states(states)
             self.store.prune_entries(now - timedelta(days=self.settings.fetch.retention_days))
+        # Delivered ids outlive their entries by far: a paper listed again after
+        # it left the store must still not be offered twice.
+        self.ledger.prune(now - timedelta(days=LEDGER_RETENTION_FACTOR * self.settings.fetch.retention_days))
         return results
 
     # -- profiles ------------------------------------------------------------------
@@ -226,17 +226,18 @@ class App:
         now = self.clock()
         if readers is None:
             readers = self.load_profiles().profiles
-        oldest = min((now - lookback(p) for p in readers), default=now)
-        index = ranking.Index(self.store.entries_since(oldest - timedelta(days=self.settings.fetch.retention_days)))
+        # Each reader gets what is new since their last digest; only entries
+        # newer than the earliest of those cut-offs need indexing.
+        since = {p.id: self.ledger.last_sent_at(p.id) or (now - lookback(p)) for p in readers}
+        index = ranking.Index(self.store.entries_since(min(since.values(), default=now)))
         guard = _SendGuard(stop, self.settings.delivery.auth_failure_limit)
         workers = self.settings.delivery.concurrency
         slots = threading.BoundedSemaphore(workers * 2)
         results: list[DeliveryResult | None] = [None] * len(readers)
-        feed_items: dict[str, list[dict[str, Any]]] = {}
 
         def job(i: int, digest: Digest) -> None:
             try:
-                results[i] = self._deliver_one(digest, now, feed_items, guard)
+                results[i] = self._deliver_one(digest, now, guard)
             except NewsletterError as e:
                 results[i] = DeliveryResult(digest.profile.id, DeliveryStatus.FAILED, detail=str(e))
             except Exception as e:  # a bug in one reader's job must not lose the others' results
@@ -249,7 +250,7 @@ class App:
                 if guard.halted() is not None:
                     break
                 block = range(start, min(start + _RANK_BLOCK, len(readers)))
-                due = self._plan_block(readers, block, now, force, results)
+                due = self._plan_block(readers, block, now, force, results, since)
                 digests = self._rank_block(due, index, now, results)
                 for (i, _), digest in zip(due, digests, strict=True):
                     if digest is None:
@@ -264,7 +265,6 @@ class App:
             r if r is not None else DeliveryResult(p.id, DeliveryStatus.PLANNED, detail=f"not sent: {reason}")
             for p, r in zip(readers, results, strict=True)
         ]
-        self.store.add_feed_items(feed_items, keep=self.settings.feed.items)
         return done
 
     def _plan_block(
@@ -274,6 +274,7 @@ class App:
         now: datetime,
         force: bool,
         results: list[DeliveryResult | None],
+        since: dict[str, datetime],
     ) -> list[tuple[int, tuple[Profile, Period, datetime | None]]]:
         """The readers of *positions* that are due: the rest get their result now (paused, already settled)."""
         due: list[tuple[int, tuple[Profile, Period, datetime | None]]] = []
@@ -287,7 +288,7 @@ class App:
             if isinstance(planned, DeliveryResult):
                 results[i] = planned
             else:
-                due.append((i, (profile, planned, None)))
+                due.append((i, (profile, planned, since.get(profile.id))))
         return due
 
     def _rank_block(
@@ -308,10 +309,15 @@ class App:
 
     def _plan(self, profile: Profile, now: datetime, force: bool) -> Period | DeliveryResult:
         """The period *profile* is due for, or the result that says why nothing is due."""
-        if profile.paused:
+        if self.is_paused(profile):
             return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, detail="paused (unsubscribed)")
         period = forced_period(profile, now) if force else current_period(profile, now)
         existing = self.ledger.get(profile.id, period.key)
+        superseded = superseded_period(profile, now) if force else None
+        if superseded is not None and self.ledger.get(profile.id, superseded.key) is None:
+            # A forced send now covers the period the scheduler would send next;
+            # settle it, or the next scheduled run sends a second digest.
+            self.ledger.mark_skipped(profile.id, superseded.key, f"covered by the forced send for {period.key}", now)
         if existing is not None and existing.status is not DeliveryStatus.PLANNED:
             return DeliveryResult(
                 profile.id,
@@ -327,7 +333,6 @@ class App:
         self,
         digest: Digest,
         now: datetime,
-        feed_items: dict[str, list[dict[str, Any]]],
         guard: _SendGuard | None = None,
     ) -> DeliveryResult:
         """One reader's ranked digest: render, claim durably, send, record."""
@@ -347,6 +352,7 @@ class App:
             from_name=d.from_name,
             reply_to=d.reply_to,
             unsubscribe_url=links.unsubscribe_url,
+            unsubscribe_mailto=d.unsubscribe_mailto,
             list_id=self.settings.site.title,
             now=now,
         )
@@ -355,7 +361,7 @@ class App:
         halted = guard.halted()
         if halted is not None:
             return DeliveryResult(profile.id, DeliveryStatus.PLANNED, period, detail=f"not sent: {halted}")
-        if self._paused_now(profile.id):
+        if self.is_paused(profile):
             return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period, detail="paused (unsubscribed)")
         ids = [m.entry.id for m in digest.matches]
         if not self.ledger.claim(profile.id, period, ids, self.sender.name, now):
@@ -366,49 +372,71 @@ class App:
             self.ledger.mark_uncertain(profile.id, period, str(e), self.clock())
             guard.record(auth_failed=False)
             return DeliveryResult(profile.id, DeliveryStatus.UNCERTAIN, period, detail=str(e))
-        except (PermanentDeliveryError, TransientDeliveryError, DeliveryError) as e:
-            retry = isinstance(e, TransientDeliveryError)
-            self.ledger.mark_failed(profile.id, period, str(e), self.clock(), retry=retry)
+        except DeliveryError as e:
+            self.ledger.mark_failed(profile.id, period, str(e), self.clock(), retry=e.retry_later)
             guard.record(auth_failed=isinstance(e, DeliveryAuthError))
             return DeliveryResult(profile.id, DeliveryStatus.FAILED, period, detail=str(e))
-        self.ledger.mark_sent(profile.id, period, provider_id, self.clock())
+        items = [
+            FeedItem(m.entry.id, m.score, tuple((r.kind.value, r.text) for r in m.reasons)) for m in digest.matches
+        ]
+        self.ledger.mark_sent(profile.id, period, provider_id, self.clock(), items, keep=self.settings.feed.items)
         guard.record(auth_failed=False)
-        with guard.lock:
-            feed_items[profile.id] = [_feed_item(m, now) for m in digest.matches]
         path = self.sender.path_for(message) if isinstance(self.sender, OutboxSender) else None
         return DeliveryResult(profile.id, DeliveryStatus.SENT, period, len(ids), path=path)
 
-    def _paused_now(self, reader: str) -> bool:
-        """The reader's pause flag as stored right now (set by one-click unsubscribe)."""
-        doc = self.store.profiles.get(doc_id=reader)  # type: ignore[call-overload]  # our ids are str
-        return bool(doc and doc.get("paused"))
+    def is_paused(self, profile: Profile) -> bool:
+        """Paused in the file as loaded, in the store, or by an unsubscribe since the file's last edit.
+
+        Asked again right before each send, so a one-click unsubscribe during
+        a run stops that reader's digest even if this run read the file earlier.
+        """
+        if profile.paused:
+            return True
+        doc = self.store.profile_doc(profile.id)
+        if doc is not None and doc.get("paused"):
+            return True
+        unsubscribed = self.ledger.unsubscribed_at(profile.id)
+        if unsubscribed is None:
+            return False
+        return profile_files.is_paused(False, _mtime(profile.path), unsubscribed)
 
     # -- feeds ---------------------------------------------------------------------
 
     def write_feeds(self, readers: Sequence[Profile]) -> list[Path]:
-        """Write ``<reader>.xml`` (RSS 2.0) and ``<reader>.atom`` for each reader."""
+        """Write ``<reader>.xml`` (RSS 2.0) and ``<reader>.atom`` for each reader whose feed changed.
+
+        A feed's ``updated`` is its newest item's send time, so an unchanged
+        feed renders to the same bytes: the file is left alone and feed
+        readers keep getting 304s.  Returns the files written.
+        """
         folder = self.settings.paths.feeds_dir
         folder.mkdir(parents=True, exist_ok=True)
-        now = self.clock()
         notes = self.source_notes()
         written = []
         for profile in readers:
-            matches = self.feed_matches(profile.id)
+            items = self.ledger.feed_items(profile.id, self.settings.feed.items)
+            matches = self.feed_matches(profile.id, items)
+            updated = max((i.at for i in items if i.at), default=None) or _mtime(profile.path) or self.clock()
             links = self.links(profile.id)
             for kind, suffix, url in (("rss", ".xml", links.feed_url), ("atom", ".atom", links.atom_url)):
-                text = self.renderer.feed(profile, matches, kind=kind, self_url=url, updated=now, notes=notes)
+                body = self.renderer.feed(
+                    profile, matches, kind=kind, self_url=url, updated=updated, notes=notes
+                ).encode("utf-8")
                 path = folder / f"{profile.id}{suffix}"
-                atomic_write(path, text.encode("utf-8"))
-                written.append(path)
+                if _read_bytes(path) != body:
+                    atomic_write(path, body)
+                    written.append(path)
         return written
 
-    def feed_matches(self, reader: str) -> list[Match]:
-        items = self.store.feed_items(reader)
-        entries = self.store.get_entries(i["id"] for i in items)
+    def feed_matches(self, reader: str, items: Sequence[FeedItem] | None = None) -> list[Match]:
+        """The reader's recent matches, newest first, as their feed shows them."""
+        if items is None:
+            items = self.ledger.feed_items(reader, self.settings.feed.items)
+        entries = self.store.get_entries(i.entry_id for i in items)
         return [
-            Match(entries[i["id"]], i["score"], tuple(Reason(ReasonKind(k), t) for k, t in i["reasons"]))
+            Match(entries[i.entry_id], i.score, tuple(Reason(ReasonKind(k), t) for k, t in i.reasons))
             for i in items
-            if i["id"] in entries
+            if i.entry_id in entries
         ]
 
     # -- everything --------------------------------------------------------------------
@@ -437,13 +465,19 @@ class App:
         return health(now, configured, first_seen, self.ledger.rows())
 
 
-def _feed_item(m: Match, now: datetime) -> dict[str, Any]:
-    return {
-        "id": m.entry.id,
-        "score": m.score,
-        "reasons": [[r.kind.value, r.text] for r in m.reasons],
-        "at": now.isoformat(),
-    }
+def _mtime(path: Path | None) -> datetime | None:
+    """A file's modification time (aware, UTC), or None when there is no file."""
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC) if path else None
+    except OSError:
+        return None
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def _ok(state: SourceState, now: datetime) -> SourceState:
@@ -464,6 +498,20 @@ def make_sender(settings: Settings) -> Sender:
     if d.backend == "smtp":
         return SmtpSender.from_settings(d)
     return OutboxSender(settings.paths.outbox_dir)
+
+
+class ReadOnlySender:
+    """The sender of a read-only app: sending from ``preview`` or ``status`` is a bug."""
+
+    name = "read-only"
+
+    def send(self, message: EmailMessage) -> str | None:
+        raise NewsletterError(
+            "this app opened the data folder read-only and cannot send; this is a bug, please report it"
+        )
+
+    def close(self) -> None:
+        pass
 
 
 class _SendGuard:
@@ -512,26 +560,32 @@ def make_app(
     mid-send.
     """
     store = store or Store(settings.paths.data_dir)
+    ledger: Ledger | None = None
     try:
         ledger = Ledger(settings.paths.data_dir)
         clock = clock or utcnow
         recovered = [] if store.read_only else ledger.recover(clock())
+        renderer = Renderer(
+            settings.paths.templates_dir,
+            site_title=settings.site.title,
+            site_url=settings.site.base_url,
+            contact=settings.site.contact,
+        )
+        self_check(renderer)  # a broken template stops here, before any reader is claimed
         return App(
             settings=settings,
             store=store,
             ledger=ledger,
-            sender=sender or make_sender(settings),
+            # A read-only app (preview, status) never sends, so it needs no mail keys.
+            sender=sender or (ReadOnlySender() if store.read_only else make_sender(settings)),
             fetcher=Fetcher(settings.fetch, contact=settings.site.contact, http=http),
-            renderer=Renderer(
-                settings.paths.templates_dir,
-                site_title=settings.site.title,
-                site_url=settings.site.base_url,
-                contact=settings.site.contact,
-            ),
+            renderer=renderer,
             tokens=Tokens(load_secret(settings.paths.data_dir)),
             clock=clock,
             recovered=recovered,
         )
     except BaseException:
+        if ledger is not None:
+            ledger.close()
         store.close()
         raise

@@ -32,12 +32,10 @@ from types import FrameType
 from typing import Any
 
 from . import logs
-from . import profiles as profile_files
 from .config import Settings
 from .errors import NewsletterError
-from .ledger import Ledger
 from .pipeline import App, make_app
-from .schedule import Status, due_readers, fetch_overdue, health
+from .schedule import Status, due_readers, fetch_overdue
 from .store import SourceState, Store
 from .types import DeliveryResult, DeliveryStatus, Profile, SourceResult
 
@@ -56,10 +54,6 @@ class Service:
         self.app = app
         self.stop = stop or threading.Event()
         self._lock = threading.Lock()
-
-    def _settled(self, reader: str, period: str) -> bool:
-        row = self.app.ledger.get(reader, period)
-        return row is not None and row.status is not DeliveryStatus.PLANNED
 
     def fetch_if_overdue(self) -> list[SourceResult]:
         """Fetch unless this UTC day's fetch slot was already served."""
@@ -88,15 +82,10 @@ class Service:
         with self._lock:
             self._fetch_if_overdue()
             now = self.app.clock()
-            # Reading the files is cheap; syncing them into TinyDB rewrites the
-            # store, so do that only when someone is due.
-            quick = profile_files.load_profiles(self.app.settings.paths.profiles_dir)
-            if not due_readers(quick.profiles, now, self._settled):
-                return []
-            loaded = self.app.load_profiles()
-            for err in loaded.errors:
+            loaded = self.app.load_profiles()  # no store write unless a file changed
+            due = due_readers(loaded.profiles, now, self.app.ledger.settled)
+            for err in loaded.errors if due else ():
                 log.warning("profile skipped: %s", err, extra={"event": "profile"})
-            due = due_readers(loaded.profiles, now, self._settled)
             if not due:
                 return []
             log.info("%d readers due", len(due), extra={"event": "tick", "due": len(due)})
@@ -236,17 +225,8 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> N
 
 def read_status(settings: Settings, now: datetime | None = None) -> Status:
     """Run health read without the write lock, so it works while ``serve`` runs."""
-    now = now or datetime.now(UTC)
-    store = Store(settings.paths.data_dir, read_only=True)
-    ledger = Ledger(settings.paths.data_dir)
-    try:
-        states = store.source_states()
-        configured = [states.get(s.name, SourceState(s.name)) for s in settings.sources]
-        first_seen = [e.first_seen for e in store.get_entries().values()]
-        return health(now, configured, first_seen, ledger.rows())
-    finally:
-        ledger.close()
-        store.close()
+    with make_app(settings, store=Store(settings.paths.data_dir, read_only=True)) as app:
+        return app.status(now)
 
 
 def status_lines(status: Status) -> list[str]:

@@ -23,7 +23,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,12 @@ class _Table(Table):
         with self._lock:
             return dict(self._read_table())  # type: ignore[arg-type]
 
+    def pick(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The documents with these ids, without copying the whole table."""
+        with self._lock:
+            table = self._read_table()
+            return {i: dict(table[i]) for i in ids if i in table}
+
     def mutate(self, change: Callable[[dict[str, Any]], None]) -> None:
         with self._lock:
             self._update_table(change)  # type: ignore[arg-type]
@@ -233,7 +239,6 @@ class Store:
         self.entries = self._table("entries")
         self.profiles = self._table("profiles")
         self.sources = self._table("sources")
-        self.feeds = self._table("feeds")
 
     def _table(self, name: str) -> _Table:
         table = self.db.table(name, cache_size=0)
@@ -263,13 +268,16 @@ class Store:
     # -- entries ---------------------------------------------------------------
 
     def get_entries(self, ids: Iterable[str] | None = None) -> dict[str, Entry]:
-        table = self.entries.docs()
-        wanted = table.keys() if ids is None else (i for i in ids if i in table)
-        return {i: entry_from_doc(table[i]) for i in wanted}
+        """Entries by id (all when *ids* is None); asking for a few does not copy the table."""
+        if ids is None:
+            return {i: entry_from_doc(d) for i, d in self.entries.docs().items()}
+        return {i: entry_from_doc(d) for i, d in self.entries.pick(ids).items()}
 
     def entries_since(self, since: datetime | None) -> list[Entry]:
         """Entries first seen after *since* (all when None), oldest first."""
-        out = [e for e in self.get_entries().values() if since is None or e.first_seen > since]
+        cutoff = since.astimezone(UTC).isoformat() if since is not None else ""
+        # first_seen is stored as UTC ISO text, so the filter runs before parsing.
+        out = [entry_from_doc(d) for d in self.entries.docs().values() if d["first_seen"] > cutoff]
         out.sort(key=lambda e: (e.first_seen, e.id))
         return out
 
@@ -302,8 +310,10 @@ class Store:
     # -- profiles --------------------------------------------------------------
 
     def sync_profiles(self, profiles: Iterable[Profile]) -> None:
-        """Make the profiles table match the files: one write, stale readers removed."""
+        """Make the profiles table match the files: one write, stale readers removed; none if equal."""
         docs = {p.id: profile_to_doc(p) for p in profiles}
+        if self.profiles.docs() == docs:
+            return
 
         def apply(table: dict[str, Any]) -> None:
             table.clear()
@@ -328,25 +338,6 @@ class Store:
                 table[reader] = {**table[reader], "paused": paused}
 
         self.profiles.mutate(apply)
-
-    # -- feeds -------------------------------------------------------------------
-
-    def feed_items(self, reader: str) -> list[dict[str, Any]]:
-        """The reader's recent matches, newest first: ``{id, score, reasons, at}``."""
-        doc = self.feeds.docs().get(reader)
-        return list(doc["items"]) if doc else []
-
-    def add_feed_items(self, items: Mapping[str, list[dict[str, Any]]], keep: int) -> None:
-        """Prepend each reader's new matches to their feed, keeping the newest *keep*."""
-
-        def apply(table: dict[str, Any]) -> None:
-            for reader, new in items.items():
-                old = table.get(reader, {}).get("items", [])
-                fresh = {i["id"] for i in new}
-                table[reader] = {"items": (new + [i for i in old if i["id"] not in fresh])[:keep]}
-
-        if items:
-            self.feeds.mutate(apply)
 
     # -- sources ---------------------------------------------------------------
 

@@ -364,7 +364,14 @@ def test_auth_failures_in_a_row_stop_the_run(
     assert statuses.count(DeliveryStatus.FAILED) == 2, results
     assert sg.requests == 2, "no request after the limit"
     assert any(r.status is DeliveryStatus.PLANNED and "credential" in (r.detail or "") for r in results)
-    assert planned == []
+    # A refused key says nothing about the readers: their periods are free for the run after the fix.
+    assert len(planned) == 2 and all("401" in (p.error or "") or "key" in (p.error or "") for p in planned)
+    sg.faults.clear()  # the operator fixed the key
+    with sendgrid_app(settings, sg, monkeypatch, concurrency=1, auth_failure_limit=2) as app:
+        again = app.deliver(force=True)
+    assert [r.status for r in again].count(DeliveryStatus.SENT) == 3
+    digests = [d for d, _, _ in accepted(sg.db_path)]
+    assert len(digests) == len(set(digests)) == 3
 
 
 def test_stop_event_starts_no_new_send(settings: Settings, sg: SendGridServer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -322,7 +322,7 @@ def test_preview_shows_reasons_and_records_nothing(settings: Settings, clock: Cl
         digest = app.preview("ada", 2)
         assert digest.matches and all(m.reasons for m in digest.matches)
         assert any("2999.00001" in n for n in digest.notes)  # unknown seed reported, not ignored
-        assert app.store.feed_items("ada") == []
+        assert app.ledger.feed_items("ada", 50) == []
     ledger = Ledger(settings.paths.data_dir)
     try:
         assert ledger.rows(reader="ada") == []

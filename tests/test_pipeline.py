@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import feedparser
+import pytest
 from conftest import Clock
 
 from newsletter.config import Settings
@@ -115,3 +116,60 @@ def test_a_read_only_app_leaves_sends_in_flight_alone(settings: Settings, clock:
             row = app.ledger.get("ada", "2026-11-23")
             assert row is not None and row.status is DeliveryStatus.SENDING
         assert writer.read_only is False
+
+
+def test_feed_items_are_recorded_with_the_send_not_at_the_end_of_the_run(settings: Settings, clock: Clock) -> None:
+    """A crash after the sends but before the run ends must not empty anyone's feed."""
+    with make_app(settings, clock=clock) as app:
+        app.fetch()
+        results = app.deliver(force=True)  # no write_feeds, as if the run died here
+    sent_ids = {r.reader: r.items for r in results if r.status is DeliveryStatus.SENT}
+    with make_app(settings, clock=clock) as app:
+        for reader, n in sent_ids.items():
+            assert len(app.ledger.feed_items(reader, 100)) == n
+        assert len(app.write_feeds(app.load_profiles().profiles)) == 6
+        assert app.write_feeds(app.load_profiles().profiles) == [], "unchanged feeds are not rewritten"
+
+
+def test_run_now_before_the_send_time_then_the_scheduled_run_sends_one_digest(settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    early = Clock(datetime(2026, 11, 23, 5, 0, tzinfo=UTC))  # Ada (Berlin 07:30) is due at 06:30 UTC
+    with make_app(settings, clock=early) as app:
+        forced = app.run(force=True)
+        early.now = datetime(2026, 11, 23, 5, 15, tzinfo=UTC)
+        scheduled = app.run()
+        early.now = datetime(2026, 11, 23, 6, 31, tzinfo=UTC)
+        at_send_time = app.run()
+    assert sent(list(forced.deliveries))["ada"] > 0
+    assert "ada" not in sent(list(scheduled.deliveries)) and "ada" not in sent(list(at_send_time.deliveries))
+    assert len(list(settings.paths.outbox_dir.glob("*/ada.eml"))) == 1
+
+
+def test_an_unsubscribe_holds_even_if_a_run_overwrote_the_store_from_a_stale_file(
+    settings: Settings, clock: Clock
+) -> None:
+    from datetime import UTC, datetime
+
+    with make_app(settings, clock=clock) as app:
+        app.fetch()
+        app.ledger.record_unsubscribe("ada", datetime.now(UTC))  # one-click POST; the file edit failed
+        report = app.deliver(force=True)  # the run syncs the store from ada.toml (paused = false)
+        ada = next(r for r in report if r.reader == "ada")
+        assert ada.status is DeliveryStatus.SKIPPED and "paused" in (ada.detail or "")
+
+        path = settings.paths.profiles_dir / "ada.toml"
+        path.write_text(path.read_text() + "\n# resumed\n")  # editing the file later resumes the reader
+        clock.now += timedelta(days=1)
+        again = app.deliver(force=True)
+        ada_again = next(r for r in again if r.reader == "ada")
+        assert "paused" not in (ada_again.detail or ""), ada_again
+
+
+def test_a_read_only_app_needs_no_mail_keys(settings: Settings, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    sendgrid = settings.model_copy(update={"delivery": settings.delivery.model_copy(update={"backend": "sendgrid"})})
+    with make_app(settings, clock=clock) as app:
+        app.fetch()
+    with make_app(sendgrid, store=Store(settings.paths.data_dir, read_only=True), clock=clock) as app:
+        assert app.preview("ada").matches
