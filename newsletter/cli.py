@@ -179,7 +179,6 @@ def fetch(ctx: click.Context) -> None:
     """
     settings = _settings(ctx)
     with make_app(settings) as app:
-        before = app.store.source_states()
         if len(settings.sources) >= PROGRESS_FROM and sys.stderr.isatty():
             with click.progressbar(length=len(settings.sources), label="fetching", file=sys.stderr) as bar:
                 app.fetcher.progress = lambda *_: bar.update(1)
@@ -187,7 +186,7 @@ def fetch(ctx: click.Context) -> None:
         else:
             results = app.fetch()
         after = app.store.source_states()
-    for line in fetch_table(results, before, after):
+    for line in fetch_table(results, after):
         click.echo(line.rstrip())
     if results and all(not r.ok for r in results):
         raise NewsletterError("every source failed; see the table above")
@@ -197,13 +196,11 @@ PROGRESS_FROM = 5
 """Sources from which `newsletter fetch` shows a progress bar (on a terminal)."""
 
 
-def fetch_table(
-    results: list[SourceResult], before: dict[str, SourceState], after: dict[str, SourceState]
-) -> list[str]:
+def fetch_table(results: list[SourceResult], states: dict[str, SourceState]) -> list[str]:
     """One row per source: status, counts, and why it failed or what is missing."""
     rows = [["source", "status", "new", "updated", "unchanged", "detail"]]
     for r in results:
-        state = after.get(r.source) or SourceState(r.source)
+        state = states.get(r.source) or SourceState(r.source)
         notes = []
         if r.error:
             status = "FAILED"
@@ -215,10 +212,8 @@ def fetch_table(
             notes.append("304 Not Modified")
         else:
             status = "ok"
-        seen = set((before.get(r.source) or SourceState(r.source)).missed_dates)
-        missed = [d for d in state.missed_dates if d not in seen]
-        if missed:
-            notes.append(f"missed the listings of {', '.join(missed)} (no longer in the feed)")
+        if r.missed:
+            notes.append(f"missed the listings of {', '.join(r.missed)} (no longer in the feed)")
         counted = not r.not_modified and (r.ok or r.new or r.updated or r.unchanged)
         counts = [str(r.new), str(r.updated), str(r.unchanged)] if counted else ["-", "-", "-"]
         rows.append([r.source, status, *counts, "; ".join(notes)])

@@ -110,6 +110,8 @@ def address_problem(ip: IPAddress) -> str | None:
             return f"{problem} (tunnelled in {ip})" if problem else None
     if ip.is_loopback:
         return "a loopback address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:  # fec0::/10, deprecated but routable inside
+        return "a site-local address"
     if ip.is_link_local:
         return "a link-local address (cloud metadata lives there)"
     if ip in _CGNAT:

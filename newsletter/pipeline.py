@@ -102,9 +102,13 @@ class App:
             outcome = sources.merge_all(ChainMap(changed, stored), f.items, now)
             changed.update(outcome.changed)
             if f.not_modified and not f.items:
-                results.append(SourceResult(f.source, not_modified=True))
+                results.append(SourceResult(f.source, not_modified=True, missed=f.newly_missed))
             else:
-                results.append(SourceResult(f.source, outcome.new, outcome.updated, outcome.unchanged, error=f.error))
+                results.append(
+                    SourceResult(
+                        f.source, outcome.new, outcome.updated, outcome.unchanged, error=f.error, missed=f.newly_missed
+                    )
+                )
             states.append(_failed(f.state, now, f.error) if f.error else _ok(f.state, now))
         with self.store.batch():
             self.store.put_entries(changed.values())

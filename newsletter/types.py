@@ -162,8 +162,6 @@ class RenderedEmail:
     preheader: str
     html: str
     text: str
-    headers: tuple[tuple[str, str], ...] = ()
-    """Extra headers (Message-ID, List-Unsubscribe ...), set by delivery."""
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -200,6 +198,8 @@ class SourceResult:
     unchanged: int = 0
     error: str | None = None
     not_modified: bool = False
+    missed: tuple[str, ...] = ()
+    """Listing days found missing in this fetch (arXiv keeps only today's)."""
 
     @property
     def ok(self) -> bool:

@@ -216,7 +216,7 @@ BLOCKED = [
     "127.0.0.1", "127.9.9.9", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
     "100.127.255.254", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fc00::1", "fd12::1",
     "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::",
-    "2002:a9fe:a9fe::1", "::127.0.0.1", "ff02::1",
+    "2002:a9fe:a9fe::1", "::127.0.0.1", "ff02::1", "fec0::1",
 ]  # fmt: skip
 ALLOWED = ["93.184.216.34", "151.101.1.69", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:5db8:d822::1"]
 
@@ -377,8 +377,11 @@ def test_arxiv_records_the_weekday_listings_it_never_saw(tmp_path: Path, server:
         app.fetch()
         assert app.store.source_state("arxiv").last_date == "2025-11-10"
         server.add("/list.rss", arxiv_feed([arxiv_item("2401.00011", day="Mon, 17 Nov 2025")]))
-        app.fetch()
+        result = app.fetch()[0]
         state = app.store.source_state("arxiv")
+        again = app.fetch()[0]  # the same listing: nothing newly missed
+    assert result.missed == ("2025-11-11", "2025-11-12", "2025-11-13", "2025-11-14")  # what `fetch` prints
+    assert again.missed == ()
     assert state.last_date == "2025-11-17"
     assert state.missed_dates == ("2025-11-11", "2025-11-12", "2025-11-13", "2025-11-14")  # not the weekend
 
