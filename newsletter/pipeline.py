@@ -95,11 +95,12 @@ class App:
         known = self.store.source_states()
         fetched = self.fetcher.fetch_all(self.settings.sources, known, now)
         stored = self.store.get_entries()
+        aliases = sources.alias_index(stored.values())  # DOI and title keys -> entry ids, shared by all sources
         changed: dict[str, Entry] = {}
         results: list[SourceResult] = []
         states: list[SourceState] = []
         for f in fetched:
-            outcome = sources.merge_all(ChainMap(changed, stored), f.items, now)
+            outcome = sources.merge_all(ChainMap(changed, stored), f.items, now, aliases=aliases)
             changed.update(outcome.changed)
             if f.not_modified and not f.items:
                 results.append(SourceResult(f.source, not_modified=True, missed=f.newly_missed))

@@ -22,7 +22,7 @@ import html
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -435,25 +435,82 @@ def normalise_title(title: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", folded))
 
 
-def entry_key(d: EntryData) -> str:
-    """The canonical id shared by every source's copy of one paper."""
-    if d.arxiv_id:
-        return f"arxiv:{d.arxiv_id}"
-    if d.doi:
-        return f"doi:{d.doi.lower()}"
-    first = normalise_title(d.authors[0]).split()[-1:] if d.authors else []
-    basis = normalise_title(d.title) + "|" + " ".join(first)
+def _title_key(title: str, authors: Sequence[str]) -> str:
+    first = normalise_title(authors[0]).split()[-1:] if authors else []
+    basis = normalise_title(title) + "|" + " ".join(first)
     return "title:" + hashlib.sha256(basis.encode()).hexdigest()[:20]
 
 
-def merge(existing: Entry | None, d: EntryData, now: datetime) -> Entry:
+def identity_keys(d: EntryData) -> list[str]:
+    """Every key one paper can be known by, strongest first: arXiv id, DOI, title + first author."""
+    keys = [f"arxiv:{d.arxiv_id}"] if d.arxiv_id else []
+    if d.doi:
+        keys.append(f"doi:{d.doi.lower()}")
+    keys.append(_title_key(d.title, d.authors))
+    return keys
+
+
+def entry_identity_keys(e: Entry) -> list[str]:
+    """:func:`identity_keys` of a stored entry, for the alias index."""
+    keys = [f"arxiv:{e.arxiv_id}"] if e.arxiv_id else []
+    if e.doi:
+        keys.append(f"doi:{e.doi.lower()}")
+    keys.append(_title_key(e.title, e.authors))
+    return keys
+
+
+def entry_key(d: EntryData) -> str:
+    """The canonical id of a paper first seen as *d*: its strongest identity key."""
+    return identity_keys(d)[0]
+
+
+def alias_index(entries: Iterable[Entry]) -> dict[str, str]:
+    """Every identity key of the stored entries -> the id of the entry it belongs to."""
+    aliases: dict[str, str] = {}
+    for e in entries:
+        for k in entry_identity_keys(e):
+            aliases.setdefault(k, e.id)
+    return aliases
+
+
+def _resolve(
+    d: EntryData, get: Callable[[str], Entry | None], aliases: Mapping[str, str]
+) -> tuple[str, Entry | None]:
+    """The id *d* merges into (and that entry), or the id a new entry gets.
+
+    Any shared key joins two copies: an arXiv listing that carries a DOI and a
+    journal's item with that DOI are one paper.  A title match is weaker: two
+    items of the *same* source with the same title but different links are
+    different posts ("This week in ML"), so the second gets a key of its own.
+    """
+    keys = identity_keys(d)
+    new_id = keys[0]
+    for k in keys:
+        target = k if get(k) is not None else aliases.get(k)
+        found = get(target) if target is not None else None
+        if target is None or found is None:
+            continue
+        if k.startswith("title:") and d.source in found.sources and found.link != d.link:
+            own = f"{k}:{hashlib.sha256(d.link.encode()).hexdigest()[:8]}"
+            mine = get(own)
+            if mine is not None:
+                return own, mine
+            if new_id == k:
+                new_id = own
+            continue
+        return target, found
+    return new_id, None
+
+
+def merge(existing: Entry | None, d: EntryData, now: datetime, *, key: str | None = None) -> Entry:
     """Fold one parsed item into the stored entry; pure.
 
     Keeps the first-seen time, the longest text, the union of categories, the
     most upvotes and the newest version; ``updated`` moves when anything did.
+    A new entry gets *key* as its id (default: :func:`entry_key`).
     """
-    key = entry_key(d)
     if existing is None:
+        key = key or entry_key(d)
         return Entry(
             id=key,
             title=d.title,
@@ -500,22 +557,36 @@ class MergeOutcome:
     unchanged: int
 
 
-def merge_all(existing: Mapping[str, Entry], items: Iterable[EntryData], now: datetime) -> MergeOutcome:
-    """Merge a batch of items into the stored entries; pure.
+def merge_all(
+    existing: Mapping[str, Entry],
+    items: Iterable[EntryData],
+    now: datetime,
+    *,
+    aliases: dict[str, str] | None = None,
+) -> MergeOutcome:
+    """Merge a batch of items into the stored entries; pure but for *aliases*.
 
-    An arXiv replacement (``replace``, ``replace-cross``, ``absonly``) updates
-    a stored paper but never creates one: it is an old paper, not news.
+    *aliases* (:func:`alias_index` of *existing*) lets a copy that shares only
+    a DOI or a title + first author with a stored paper find it; pass the same
+    dict for every source of one fetch and it is kept up to date.  An arXiv
+    replacement (``replace``, ``replace-cross``, ``absonly``) updates a stored
+    paper but never creates one: it is an old paper, not news.
     """
+    if aliases is None:
+        aliases = alias_index(existing.values())
     changed: dict[str, Entry] = {}
+
+    def get(key: str) -> Entry | None:
+        return changed.get(key) or existing.get(key)
+
     new = updated = unchanged = 0
     new_ids: set[str] = set()
     for d in items:
-        key = entry_key(d)
-        before = changed.get(key) or existing.get(key)
+        key, before = _resolve(d, get, aliases)
         if before is None and d.announce_type in UPDATE_ONLY:
             unchanged += 1
             continue
-        after = merge(before, d, now)
+        after = merge(before, d, now, key=key)
         if before is None:
             new += 1
             new_ids.add(key)
@@ -525,4 +596,6 @@ def merge_all(existing: Mapping[str, Entry], items: Iterable[EntryData], now: da
         elif key not in new_ids and key not in changed:
             updated += 1
         changed[key] = after
+        for k in entry_identity_keys(after):
+            aliases.setdefault(k, key)
     return MergeOutcome(changed, new, updated, unchanged)

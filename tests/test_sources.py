@@ -10,6 +10,7 @@ from feedserver import arxiv_feed, arxiv_item, billion_laughs
 
 from newsletter import sources
 from newsletter.errors import ParseError
+from newsletter.types import EntryData
 
 NOW = datetime(2025, 11, 14, 12, 0, tzinfo=UTC)
 
@@ -201,3 +202,34 @@ def test_missed_arxiv_listings_are_the_weekdays_in_between() -> None:
 def test_split_authors_keeps_affiliations_with_commas_together() -> None:
     assert sources.split_authors("A. One (X, Y), B. Two, and C. Three") == ("A. One", "B. Two", "C. Three")
     assert sources.split_authors("") == ()
+
+
+def _item(source: str, title: str, link: str, **kw: object) -> EntryData:
+    return EntryData(source=source, guid=link, title=title, summary="s", link=link, **kw)  # type: ignore[arg-type]
+
+
+def test_copies_sharing_any_key_are_one_entry() -> None:
+    """An arXiv listing carrying a DOI, the journal's item with that DOI, a blog post with the same title."""
+    arxiv = _item("arxiv", "FP8 Training at Scale", "https://arxiv.org/abs/2501.00001", authors=("Ana Li",),
+                  arxiv_id="2501.00001", doi="10.1234/fp8")  # fmt: skip
+    journal = _item("journal", "FP8 training at scale", "https://journal.example.org/fp8", doi="10.1234/FP8")
+    blog = _item("blog", "FP8 Training at Scale!", "https://blog.example.org/fp8", authors=("A. Li",))
+    outcome = sources.merge_all({}, [arxiv, journal, blog], NOW)
+    assert list(outcome.changed) == ["arxiv:2501.00001"] and outcome.new == 1
+    assert outcome.changed["arxiv:2501.00001"].sources == ("arxiv", "journal", "blog")
+    # and in the other order, over two fetches, with the store in between
+    first = sources.merge_all({}, [journal], NOW)
+    second = sources.merge_all(first.changed, [arxiv, blog], NOW)
+    assert (second.new, second.updated) == (0, 1) and list(second.changed) == ["doi:10.1234/fp8"]
+
+
+def test_same_title_posts_of_one_source_stay_apart() -> None:
+    week1 = _item("blog", "This week in ML", "https://blog.example.org/2026/47")
+    week2 = _item("blog", "This week in ML", "https://blog.example.org/2026/48")
+    first = sources.merge_all({}, [week1], NOW)
+    second = sources.merge_all(first.changed, [week1, week2], NOW)
+    assert (second.new, second.unchanged) == (1, 1)
+    stored = {**first.changed, **second.changed}
+    assert sorted(e.link for e in stored.values()) == [week1.link, week2.link]
+    again = sources.merge_all(stored, [week1, week2], NOW)
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 2)
