@@ -147,6 +147,12 @@ def _print_report(report: RunReport, settings: Settings) -> None:
             click.echo(f"source   {s.source}: {s.new} new, {s.updated} updated, {s.unchanged} unchanged")
     for err in report.profile_errors:
         click.echo(f"profile  {err}", err=True)
+    for r in report.recovered:
+        click.echo(
+            f"uncertain {r.reader} {r.period}: an earlier run stopped during this send; it is not resent, "
+            "check the mail provider's log to see whether it went out",
+            err=True,
+        )
     sent = 0
     for d in report.deliveries:
         if d.already:

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS delivered (
 ) WITHOUT ROWID;
 """
 
+
 @dataclass(frozen=True, slots=True)
 class FeedItem:
     """One match as a reader's feed shows it: the paper, its score and why."""
@@ -298,6 +299,14 @@ class Ledger:
         with self._lock:
             found = self._db.execute(sql + " ORDER BY period, reader", args).fetchall()
         return [_row(r) for r in found]
+
+    def latest(self, reader: str) -> Delivery | None:
+        """The reader's most recently changed row."""
+        with self._lock:
+            r = self._db.execute(
+                "SELECT * FROM deliveries WHERE reader = ? ORDER BY updated_at DESC LIMIT 1", (reader,)
+            ).fetchone()
+        return _row(r) if r else None
 
     def feed_items(self, reader: str, limit: int) -> list[FeedItem]:
         """The reader's most recently sent matches, newest first (their feed)."""

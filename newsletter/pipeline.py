@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -30,6 +29,7 @@ from .render import ReaderLinks, Renderer, self_check
 from .schedule import Period, Status, current_period, forced_period, health, lookback, superseded_period
 from .store import SourceState, Store, atomic_write
 from .types import (
+    Delivery,
     DeliveryResult,
     DeliveryStatus,
     Digest,
@@ -43,6 +43,8 @@ from .types import (
 )
 
 Clock = Callable[[], datetime]
+
+NOTHING_MATCHED = "nothing new matched"
 
 LEDGER_RETENTION_FACTOR = 4
 """Delivered ids and feed items are kept this many entry-retention windows."""
@@ -67,7 +69,7 @@ class App:
     renderer: Renderer
     tokens: Tokens
     clock: Clock = utcnow
-    recovered: list[Any] = field(default_factory=list)
+    recovered: list[Delivery] = field(default_factory=list)
 
     def close(self) -> None:
         self.sender.close()
@@ -344,8 +346,8 @@ class App:
         guard = guard or _SendGuard(None, self.settings.delivery.auth_failure_limit)
         profile, period = digest.profile, digest.period
         if not digest.matches and profile.skip_empty:
-            self.ledger.mark_skipped(profile.id, period, "nothing new matched", now)
-            return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period, detail="nothing new matched")
+            self.ledger.mark_skipped(profile.id, period, NOTHING_MATCHED, now)
+            return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period, detail=NOTHING_MATCHED)
         links = self.links(profile.id)
         email = self.renderer.email(digest, links)
         d = self.settings.delivery
@@ -421,11 +423,16 @@ class App:
         for profile in readers:
             items = self.ledger.feed_items(profile.id, self.settings.feed.items)
             matches = self.feed_matches(profile.id, items)
+            reader_notes = notes
+            last = self.ledger.latest(profile.id)
+            if last is not None and last.status is DeliveryStatus.SKIPPED and last.error == NOTHING_MATCHED:
+                # skip_empty readers get no email on such days: the feed says so instead.
+                reader_notes = (*notes, f"Nothing new matched your interests for {last.period}.")
             updated = max((i.at for i in items if i.at), default=None) or _mtime(profile.path) or self.clock()
             links = self.links(profile.id)
             for kind, suffix, url in (("rss", ".xml", links.feed_url), ("atom", ".atom", links.atom_url)):
                 body = self.renderer.feed(
-                    profile, matches, kind=kind, self_url=url, updated=updated, notes=notes
+                    profile, matches, kind=kind, self_url=url, updated=updated, notes=reader_notes
                 ).encode("utf-8")
                 path = folder / f"{profile.id}{suffix}"
                 if _read_bytes(path) != body:
@@ -452,11 +459,13 @@ class App:
         loaded = self.load_profiles()
         deliveries = self.deliver(force=force, readers=loaded.profiles)
         feeds = self.write_feeds(loaded.profiles)
+        recovered, self.recovered = tuple(self.recovered), []  # reported once
         return RunReport(
             sources=tuple(fetched),
             deliveries=tuple(deliveries),
             profile_errors=tuple(str(e) for e in loaded.errors),
             feeds=tuple(feeds),
+            recovered=recovered,
         )
 
     # -- health (newsletter status, /healthz) ----------------------------------------

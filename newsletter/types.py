@@ -229,3 +229,5 @@ class RunReport:
     deliveries: tuple[DeliveryResult, ...] = ()
     profile_errors: tuple[str, ...] = ()
     feeds: tuple[Path, ...] = field(default_factory=tuple)
+    recovered: tuple[Delivery, ...] = ()
+    """Sends a killed earlier run left in flight, now marked uncertain: the operator must look."""

@@ -155,3 +155,16 @@ def test_run_exits_1_when_every_source_failed_so_cron_notices(tmp_path: Path) ->
     result = runner.invoke(cli, ["--config", str(config), "run", "--now"])
     assert result.exit_code == 1
     assert "every source failed" in result.output
+
+
+def test_a_send_left_in_flight_by_a_killed_run_is_reported_once(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from newsletter.ledger import Ledger
+
+    Ledger(tmp_path / "newsletter-data").claim("ada", "2026-11-22", ["arxiv:1"], "sendgrid", datetime.now(UTC))
+    runner = CliRunner()
+    first = runner.invoke(cli, ["demo", "--dir", str(tmp_path)])
+    assert "uncertain ada 2026-11-22: an earlier run stopped during this send; it is not resent" in first.output
+    second = runner.invoke(cli, ["demo", "--dir", str(tmp_path)])
+    assert "an earlier run stopped" not in second.output

@@ -173,3 +173,13 @@ def test_a_read_only_app_needs_no_mail_keys(settings: Settings, clock: Clock, mo
         app.fetch()
     with make_app(sendgrid, store=Store(settings.paths.data_dir, read_only=True), clock=clock) as app:
         assert app.preview("ada").matches
+
+
+def test_a_day_with_nothing_new_is_said_in_the_feed(settings: Settings, clock: Clock) -> None:
+    with make_app(settings, clock=clock) as app:
+        app.run(force=True)
+        clock.now += timedelta(days=1)
+        app.run(force=True)  # the same feeds: nothing new for anyone
+    feed = feedparser.parse((settings.paths.feeds_dir / "ada.xml").read_bytes())
+    assert "Nothing new matched your interests for 2026-11-24." in feed.feed.description
+    assert feed.entries, "the papers of the day before stay in the feed"
