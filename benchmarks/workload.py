@@ -19,8 +19,8 @@ from importlib import resources
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from newsletter.sources import parse_arxiv
-from newsletter.types import EntryData, Interests, Keyword, Profile
+from newsletter.sources import merge, parse_arxiv
+from newsletter.types import Entry, EntryData, Interests, Keyword, Profile
 
 SAMPLES = Path(str(resources.files("newsletter") / "samples"))
 _STOP = {
@@ -101,6 +101,11 @@ def make_items(m: int, *, seed: int = 1) -> list[EntryData]:
             )
         )
     return out
+
+
+def make_entries(m: int, now: datetime, *, seed: int = 1) -> list[Entry]:
+    """*m* stored entries (as the fetch stage would have merged them), first seen at *now*."""
+    return [merge(None, d, now) for d in make_items(m, seed=seed)]
 
 
 def arxiv_rss(items: list[EntryData]) -> bytes:

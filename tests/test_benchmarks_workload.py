@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import workload
@@ -26,3 +27,10 @@ def test_profiles_are_valid_profile_files(tmp_path: Path) -> None:
         assert parsed.interests.keywords == p.interests.keywords
         assert parsed.interests.papers == p.interests.papers
     assert len(workload.vocabulary()) >= 20
+
+
+def test_entries_are_stored_entries_with_distinct_ids() -> None:
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    entries = workload.make_entries(120, now)
+    assert len({e.id for e in entries}) == 120
+    assert all(e.first_seen == now and e.id == f"arxiv:{e.arxiv_id}" for e in entries)
