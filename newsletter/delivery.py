@@ -14,6 +14,7 @@ created once in the data folder.
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import hashlib
 import http.client
@@ -183,10 +184,23 @@ def build_message(
     msg["List-Unsubscribe"] = f"<{unsubscribe_url}>{mailto}"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["X-Newsletter-Digest"] = f"{reader}/{period}"
-    # quoted-printable keeps every line under RFC 5321's 998 octets.
-    msg.set_content(email.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(email.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    msg.make_alternative()
+    msg.attach(_quoted_printable(email.text, "plain"))
+    msg.attach(_quoted_printable(email.html, "html"))
     return msg
+
+
+def _quoted_printable(body: str, subtype: str) -> EmailMessage:
+    """A UTF-8 text part in quoted-printable, which keeps every line under RFC 5321's 998 octets.
+
+    Encoded with ``binascii`` (C) rather than ``set_content(cte=...)``, whose
+    pure-Python encoder took ~2 ms per digest: a third of a 10,000-reader run's CPU.
+    """
+    part = EmailMessage()
+    part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    part.set_payload(binascii.b2a_qp(body.encode("utf-8"), istext=True).decode("ascii"))
+    return part
 
 
 def _list_host(list_id: str) -> str:

@@ -17,13 +17,15 @@ readable after a kill at any point.
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .errors import StoreCorruptError, StoreError
 from .types import Delivery, DeliveryStatus
@@ -105,10 +107,39 @@ class Ledger:
         except OSError as e:
             raise StoreError(f"cannot open {self.path} ({e.strerror})") from e
         self._lock = threading.Lock()
+        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._readers: list[sqlite3.Connection] = []
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
+        """Run a read on a pooled read-only connection.
+
+        In WAL mode readers never wait for the writer, so the questions send
+        threads ask (paused? already settled?) do not queue behind other
+        threads' durable commits on the one write connection.  The pool grows
+        to the number of threads reading at once and no further.
+        """
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA query_only = ON")
+            with self._lock:
+                self._readers.append(conn)
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            self._idle.put(conn)
+
+    def _query_one(self, sql: str, args: Sequence[object] = ()) -> Any:
+        rows = self._query(sql, args)
+        return rows[0] if rows else None
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -140,10 +171,7 @@ class Ledger:
         return [_row(r) for r in rows]
 
     def get(self, reader: str, period: str) -> Delivery | None:
-        with self._lock:
-            r = self._db.execute(
-                "SELECT * FROM deliveries WHERE reader = ? AND period = ?", (reader, period)
-            ).fetchone()
+        r = self._query_one("SELECT * FROM deliveries WHERE reader = ? AND period = ?", (reader, period))
         return _row(r) if r else None
 
     def settled(self, reader: str, period: str) -> bool:
@@ -268,24 +296,21 @@ class Ledger:
             )
 
     def unsubscribed_at(self, reader: str) -> datetime | None:
-        with self._lock:
-            r = self._db.execute("SELECT at FROM unsubscribes WHERE reader = ?", (reader,)).fetchone()
+        r = self._query_one("SELECT at FROM unsubscribes WHERE reader = ?", (reader,))
         return datetime.fromisoformat(r[0]) if r else None
 
     # -- questions the pipeline asks ---------------------------------------------
 
     def delivered_ids(self, reader: str) -> set[str]:
         """Entry ids this reader has been sent (or may have been): never repeat them."""
-        with self._lock:
-            rows = self._db.execute("SELECT entry_id FROM delivered WHERE reader = ?", (reader,)).fetchall()
+        rows = self._query("SELECT entry_id FROM delivered WHERE reader = ?", (reader,))
         return {r[0] for r in rows}
 
     def last_sent_at(self, reader: str) -> datetime | None:
-        with self._lock:
-            r = self._db.execute(
-                "SELECT MAX(updated_at) FROM deliveries WHERE reader = ? AND status IN (?, ?, ?)",
-                (reader, *_HOLDING),
-            ).fetchone()
+        r = self._query_one(
+            "SELECT MAX(updated_at) FROM deliveries WHERE reader = ? AND status IN (?, ?, ?)",
+            (reader, *_HOLDING),
+        )
         return datetime.fromisoformat(r[0]) if r and r[0] else None
 
     def rows(self, *, reader: str | None = None, status: DeliveryStatus | None = None) -> list[Delivery]:
@@ -296,26 +321,20 @@ class Ledger:
         if status is not None:
             sql += " AND status = ?"
             args.append(status.value)
-        with self._lock:
-            found = self._db.execute(sql + " ORDER BY period, reader", args).fetchall()
+        found = self._query(sql + " ORDER BY period, reader", args)
         return [_row(r) for r in found]
 
     def latest(self, reader: str) -> Delivery | None:
         """The reader's most recently changed row."""
-        with self._lock:
-            r = self._db.execute(
-                "SELECT * FROM deliveries WHERE reader = ? ORDER BY updated_at DESC LIMIT 1", (reader,)
-            ).fetchone()
+        r = self._query_one("SELECT * FROM deliveries WHERE reader = ? ORDER BY updated_at DESC LIMIT 1", (reader,))
         return _row(r) if r else None
 
     def feed_items(self, reader: str, limit: int) -> list[FeedItem]:
         """The reader's most recently sent matches, newest first (their feed)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT entry_id, score, reasons, at FROM feed_items WHERE reader = ? "
-                "ORDER BY at DESC, score DESC LIMIT ?",
-                (reader, limit),
-            ).fetchall()
+        rows = self._query(
+            "SELECT entry_id, score, reasons, at FROM feed_items WHERE reader = ? ORDER BY at DESC, score DESC LIMIT ?",
+            (reader, limit),
+        )
         return [
             FeedItem(e, s, tuple((k, t) for k, t in json.loads(r)), datetime.fromisoformat(at)) for e, s, r, at in rows
         ]

@@ -436,7 +436,7 @@ class App:
                 ).encode("utf-8")
                 path = folder / f"{profile.id}{suffix}"
                 if _read_bytes(path) != body:
-                    atomic_write(path, body)
+                    atomic_write(path, body, durable=False)  # rebuilt from the ledger if lost
                     written.append(path)
         return written
 
