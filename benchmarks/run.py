@@ -42,7 +42,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "parse": ["--size", "2000", "--repeat", "3"],
         "rank": ["--profiles", "10000", "--entries", "2000"],
         "quality": ["--draws", "8"],
-        "render": ["--readers", "2000", "--items", "25", "--baseline", "5"],
+        "render": ["--readers", "2000", "--items", "25"],
         "mjml": ["--runs", "7", "--no-screenshots"],
         "send": ["--readers", "10000", "--latency", "0.1", "--concurrency", "64"],
         "ledger": ["--readers", "1000", "10000", "--sample", "1000"],
