@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import workload
+from bench_send import start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -126,20 +127,6 @@ def run_child(cmd: list[str], cwd: Path) -> Phase:
 
 def newsletter(config: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "newsletter", "--config", str(config), *args]
-
-
-def start_sendgrid(db: Path, latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "sendgrid_server.py"), "--db", str(db), "--latency", str(latency)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise RuntimeError(f"the SendGrid test server did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{line.split()[1]}"
 
 
 def check(phase: Phase, what: str) -> None:
@@ -293,7 +280,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp, FeedServer() as feeds:
         work = Path(tmp)
         feed_url = feeds.add(FEED_PATH, feed)
-        server, host = start_sendgrid(work / "accepted.sqlite3", args.latency)
+        server, host = start_server(work / "accepted.sqlite3", args.latency)
         try:
             t0 = time.perf_counter()
             full = work / "full"

@@ -441,22 +441,22 @@ def _title_key(title: str, authors: Sequence[str]) -> str:
     return "title:" + hashlib.sha256(basis.encode()).hexdigest()[:20]
 
 
+def _identity(arxiv_id: str | None, doi: str | None, title: str, authors: Sequence[str]) -> list[str]:
+    keys = [f"arxiv:{arxiv_id}"] if arxiv_id else []
+    if doi:
+        keys.append(f"doi:{doi.lower()}")
+    keys.append(_title_key(title, authors))
+    return keys
+
+
 def identity_keys(d: EntryData) -> list[str]:
     """Every key one paper can be known by, strongest first: arXiv id, DOI, title + first author."""
-    keys = [f"arxiv:{d.arxiv_id}"] if d.arxiv_id else []
-    if d.doi:
-        keys.append(f"doi:{d.doi.lower()}")
-    keys.append(_title_key(d.title, d.authors))
-    return keys
+    return _identity(d.arxiv_id, d.doi, d.title, d.authors)
 
 
 def entry_identity_keys(e: Entry) -> list[str]:
     """:func:`identity_keys` of a stored entry, for the alias index."""
-    keys = [f"arxiv:{e.arxiv_id}"] if e.arxiv_id else []
-    if e.doi:
-        keys.append(f"doi:{e.doi.lower()}")
-    keys.append(_title_key(e.title, e.authors))
-    return keys
+    return _identity(e.arxiv_id, e.doi, e.title, e.authors)
 
 
 def entry_key(d: EntryData) -> str:
