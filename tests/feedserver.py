@@ -261,6 +261,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default listen backlog is 5: with 16 sources connecting at
+    # once the kernel drops SYNs and a client retries after 1 s, which looked
+    # like a connect timeout under load.
+    request_queue_size = 128
     state: _State
 
 
