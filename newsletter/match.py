@@ -12,6 +12,10 @@ and kept as sparse matrices:
 * presence matrices for exclusions, authors (by name key, so "T. Dao",
   "Tri Dao" and "Dao, Tri" are one person) and categories.
 
+A keyword matches in either form of an abbreviation the day's papers define
+("large language models (LLMs)", found with Schwartz and Hearst's
+algorithm): "LLM training" also finds "large language model training".
+
 :meth:`Index.rank_many` then scores a batch of profiles with a few sparse
 matrix products (no Python loop over entry x profile x word) into one dense
 profiles x entries array, rules out what each reader must not get in place,
@@ -27,6 +31,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,6 +77,10 @@ _STOP = frozenset(
 )
 _WORD = re.compile(r"[a-z0-9]+")
 _ACRONYM_PLURAL = re.compile(r"\b([A-Z][A-Za-z0-9]*[A-Z0-9])s\b")
+_DEFINED = re.compile(r"\(\s*([A-Za-z][A-Za-z-]{0,9}[A-Za-z])\s*\)")
+"""An abbreviation in parentheses, after its long form: "large language models (LLMs)"."""
+_CLAUSE_END = re.compile(r"[.;:!?()\[\]]")
+_WORD_CASED = re.compile(r"[A-Za-z0-9]+")
 _stemmer = snowballstemmer.stemmer("english")
 
 
@@ -99,6 +108,65 @@ def _short_tokens(text: str) -> tuple[str, ...]:
 def terms(toks: Sequence[str]) -> list[str]:
     """Index terms of a token list: every word and every adjacent pair."""
     return [*toks, *(f"{a} {b}" for a, b in pairwise(toks))]
+
+
+def abbreviations(texts: Iterable[str]) -> dict[str, tuple[tuple[str, ...], str, str]]:
+    """The abbreviations *texts* define: ``{"llm": (("larg", "languag", "model"), "LLM", "large language models")}``.
+
+    A definition is a long form followed by its abbreviation in parentheses;
+    the long form is found with Schwartz and Hearst's algorithm (2003: every
+    letter of the abbreviation, right to left, in the words before it, the
+    first one starting a word).  The most frequent long form of each
+    abbreviation wins.  Abbreviations with digits, or fewer than two capitals,
+    are left alone ("GPT-4", "(a)", "(Table)").
+    """
+    found: Counter[tuple[str, tuple[str, ...]]] = Counter()
+    shown: dict[tuple[str, tuple[str, ...]], tuple[str, str]] = {}
+    for text in texts:
+        if "(" not in text:
+            continue
+        for m in _DEFINED.finditer(text):
+            short = _ACRONYM_PLURAL.sub(r"\1", m.group(1))
+            if not _capitals(short):
+                continue
+            before = _CLAUSE_END.split(text[max(0, m.start() - 200) : m.start()])[-1].split()
+            letters = sum(c.isalpha() for c in short)
+            written = _long_form(short, " ".join(before[-min(letters + 5, letters * 2) :]))
+            if written is None:
+                continue
+            abbrev, spelled = tokens(short), tuple(tokens(written))
+            if len(abbrev) == 1 and len(spelled) >= 2:
+                found[abbrev[0], spelled] += 1
+                plain = " ".join(w.lower() if w.istitle() else w for w in written.split())  # "Large" -> "large"
+                shown.setdefault((abbrev[0], spelled), (short, plain))
+    best: dict[str, tuple[tuple[str, ...], str, str]] = {}
+    for key, _ in found.most_common():
+        if key[0] not in best:
+            best[key[0]] = (key[1], *shown[key])
+    return best
+
+
+def _capitals(word: str) -> bool:
+    """Written like an abbreviation: two capitals or more ("LLM", "MoE", "LoRA")."""
+    return sum(c.isupper() for c in word) >= 2
+
+
+def _long_form(short: str, before: str) -> str | None:
+    """Schwartz and Hearst: the shortest tail of *before* that *short*'s letters spell, or None."""
+    s, i = len(short) - 1, len(before) - 1
+    while s >= 0:
+        c = short[s].lower()
+        if not c.isalnum():
+            s -= 1
+            continue
+        while i >= 0 and (before[i].lower() != c or (s == 0 and i > 0 and before[i - 1].isalnum())):
+            i -= 1
+        if i < 0:
+            return None
+        i -= 1
+        s -= 1
+    long = before[i + 1 :]
+    return long if len(long) > len(short) else None
 
 
 def phrase_terms(text: str) -> tuple[str, ...]:
@@ -134,6 +202,9 @@ class _Keyword:
     """Term ids of its distinct stemmed words that occur today."""
     typed: tuple[tuple[str, int], ...]
     """Its words as typed, with their term id (-1 if unknown): for the "part of" reason."""
+    variants: tuple[tuple[tuple[int, ...], str], ...]
+    """The keyword in other words ("LLM" for "large language model", or the other way round): each variant's
+    term ids, all of which occur today, and how the reason names it ("LLM = large language models")."""
     any_ids: frozenset[int]
     """Every term id above: an entry with none of them has no keyword reason."""
     in_title: Reason
@@ -236,6 +307,11 @@ class Index:
         self._extra_rows: list[sparse.csr_matrix] = []
         self._with_extra: sparse.csr_matrix | None = None
         self._keyword_reasons: dict[tuple[int, str], tuple[Reason | None, bool]] = {}
+        self.abbreviations = abbreviations(f"{e.title}. {e.summary}" for e in self.entries)
+        """Abbreviations today's papers define: see :func:`abbreviations`."""
+        self._long_forms: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for ab, (long, _, _) in sorted(self.abbreviations.items(), key=lambda kv: -len(kv[1][0])):
+            self._long_forms.setdefault(long[0], []).append((long, ab))  # longest first
 
     # -- building -------------------------------------------------------------------
 
@@ -335,22 +411,66 @@ class Index:
                 phrase = ()
             words = self._ids(dict.fromkeys(_short_tokens(text)))
             typed = tuple((w, self.vocab.get(_stem(w), -1)) for w in _WORD.findall(_fold(text)))
-            any_ids = frozenset(phrase) | {t for _, t in typed if t >= 0}
+            variants = []
+            for toks, note in self._variants(text):
+                need = (toks[0],) if len(toks) == 1 else tuple(dict.fromkeys(f"{a} {b}" for a, b in pairwise(toks)))
+                if len(ids := self._ids(need)) == len(need):
+                    variants.append((ids, note))
+            any_ids = frozenset(phrase) | {t for _, t in typed if t >= 0} | {t for ids, _ in variants for t in ids}
             found = self._keywords[text] = _Keyword(
                 phrase,
                 frozenset(phrase),
                 words,
                 typed,
+                tuple(variants),
                 any_ids,
                 Reason(ReasonKind.KEYWORD, f'"{text}" in title', text),
                 Reason(ReasonKind.KEYWORD, f'"{text}" in abstract', text),
             )
         return found
 
+    def _variants(self, text: str) -> list[tuple[tuple[str, ...], str]]:
+        """*text*'s tokens with each abbreviation defined today spelled out, and with each long form abbreviated.
+
+        Only an abbreviation typed with two capitals or more is spelled out:
+        "MAP" may be mean average precision, "map" is a map.
+        """
+        toks = _short_tokens(text)
+        out: list[tuple[tuple[str, ...], str]] = []
+        caps = {t for w in _WORD_CASED.findall(_ACRONYM_PLURAL.sub(r"\1", text)) if _capitals(w) for t in tokens(w)}
+        spelled: list[str] = []
+        notes: list[str] = []
+        for t in toks:
+            known = self.abbreviations.get(t) if t in caps else None
+            spelled.extend(known[0] if known else (t,))
+            if known:
+                notes.append(f"{known[1]} = {known[2]}")
+        if notes:
+            out.append((tuple(spelled), ", ".join(notes)))
+        short: list[str] = []
+        notes = []
+        i = 0
+        while i < len(toks):
+            here = tuple(toks[i:])
+            forms = self._long_forms.get(toks[i], ())
+            hit = next(((ab, long) for long, ab in forms if here[: len(long)] == long), None)
+            if hit:
+                ab, long = hit
+                short.append(ab)
+                notes.append(f"{self.abbreviations[ab][1]} = {self.abbreviations[ab][2]}")
+                i += len(long)
+            else:
+                short.append(toks[i])
+                i += 1
+        if notes:
+            out.append((tuple(short), ", ".join(notes)))
+        return out
+
     def _query(self, profile: Profile, seeds: Mapping[str, Entry]) -> _Query:
         i = profile.interests
         keywords = tuple((k.text, k.weight, self._keyword(k.text)) for k in i.keywords)
-        excludes = tuple(ids for x in i.exclude if (ids := self._keyword(x).phrase))
+        vetoed = [self._keyword(x) for x in i.exclude]
+        excludes = tuple(ids for kw in vetoed for ids in (kw.phrase, *(v for v, _ in kw.variants)) if ids)
         authors: list[tuple[str, tuple[int, ...], tuple[str, str]]] = []
         for name in i.authors:
             last, initial = author_key(name)
@@ -640,6 +760,10 @@ class Index:
             return kw.in_title, True
         if kw.phrase and kw.phrase_set <= in_body:
             return kw.in_abstract, True
+        for field, where in ((in_title, "title"), (in_body, "abstract")):
+            for ids, note in kw.variants:
+                if set(ids) <= field:
+                    return Reason(ReasonKind.KEYWORD, f'"{text}" in {where} ({note})', text), True
         found = [w for w, t in kw.typed if t in anywhere]
         if not found:
             return None, False
@@ -703,6 +827,11 @@ def _keyword_weights(query: _Query) -> Iterator[tuple[int, float]]:
         phrase, words = kw.phrase, kw.words
         for t in phrase:
             yield t, weight
+        # Each other wording carries the weight of the keyword as typed, however many terms it has.
+        typed_terms = len(phrase) or 1
+        for ids, _ in kw.variants:
+            for t in ids:
+                yield t, weight * typed_terms / len(ids)
         if len(words) == 1 and not phrase:
             yield words[0], weight
         elif len(words) > 1:

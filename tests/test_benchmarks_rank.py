@@ -17,6 +17,11 @@ def test_eval_ranking_tiny_run_prints_both_tables() -> None:
     text = "\n".join(lines)
     assert "(a) keyword profiles" in text and "(b) seed-paper profiles" in text
     assert "LinearSVC" in text and "TF-IDF" in text
+    # The same tables against the blind judgments, and the learnable reference for both relevance sources.
+    assert set(tables) == {"keywords", "seeds", "judged keywords", "judged seeds"}
+    assert "(a) keyword profiles, 2-3 phrases, 3 profiles over 3 listings, judged" in text
+    reference = [line for line in text.splitlines() if line.strip().startswith(("listing labels ", "judgments "))]
+    assert len(reference) == 2 and all("llm-training" in line for line in reference)
     for table in tables.values():
         for method, values in table.rows.items():
             assert len(values) == 3, method  # one draw per listing
@@ -24,6 +29,15 @@ def test_eval_ranking_tiny_run_prints_both_tables() -> None:
     # Better than chance (about a third of the papers are on each listing).
     assert tables["keywords"].mean("newsletter (BM25F + phrases)") > 0.4
     assert tables["seeds"].mean("newsletter (seed papers)") > 0.34
+    assert tables["judged keywords"].mean("newsletter (BM25F + phrases)") > 0.4
+
+
+def test_judged_relevance_covers_every_fixture_paper_and_listing() -> None:
+    judged = eval_ranking.load_judged()
+    ids = {e.id for e in eval_ranking.load_entries()}
+    assert set(judged) == set(eval_ranking.KEYWORD_POOLS) == set(eval_ranking.load_labels())
+    for relevant in judged.values():
+        assert relevant <= ids and 20 < len(relevant) < len(ids)
 
 
 def test_eval_ranking_experiments_and_per_listing_columns() -> None:

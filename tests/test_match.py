@@ -81,6 +81,41 @@ def test_adjacent_phrase_beats_scattered_words() -> None:
     assert got[1].reasons[0].text.startswith('part of "mixture of experts"')
 
 
+def test_abbreviations_are_learned_from_their_definitions() -> None:
+    found = match.abbreviations(
+        [
+            "We study large language models (LLMs) and their training.",
+            "Sparse Mixture-of-Experts (MoE) layers route tokens; post-training quantization (PTQ) shrinks them.",
+            "Results on GPT-4 (OpenAI) and in Table 3 (a), (b).",  # no definitions here
+            "Large Language Models (LLMs) again.",
+        ]
+    )
+    assert found["llm"] == (("larg", "languag", "model"), "LLM", "large language models")
+    assert found["moe"][0] == ("mixtur", "expert")
+    assert found["ptq"][0] == ("post", "train", "quantiz")
+    assert set(found) == {"llm", "moe", "ptq"}
+
+
+def test_a_keyword_matches_the_other_form_of_an_abbreviation() -> None:
+    es = corpus(
+        entry(1, "Instruction tuning", "Large language models (LLMs) follow instructions after tuning."),
+        entry(2, "Large language model training at scale", "We train on many GPUs."),
+        entry(3, "Faster MoE routing", "Experts in a layer."),
+        entry(4, "Sparse mixture of experts", "A Mixture of Experts (MoE) layer routes tokens."),
+    )
+    got = match.rank(es, profile(("LLM training",)), NOW)
+    assert ids(got)[0] == "arxiv:2401.00002"
+    assert got[0].reasons[0].text == '"LLM training" in title (LLM = large language models)'
+    # The other way round: the long form typed, the abbreviation found.
+    got = match.rank(es, profile(("mixture of experts",)), NOW)
+    assert set(ids(got)[:2]) == {"arxiv:2401.00003", "arxiv:2401.00004"}
+    # Lower case is a word, not an abbreviation: "moe" is not spelled out.
+    assert "arxiv:2401.00004" not in ids(match.rank(es, profile(("moe routing",)), NOW))[:1]
+    # An excluded abbreviation vetoes its long form too.
+    vetoed = match.rank(es, profile(("training", "tuning"), exclude=("LLM",)), NOW)
+    assert not {"arxiv:2401.00001", "arxiv:2401.00002"} & set(ids(vetoed))
+
+
 def test_title_match_beats_abstract_match() -> None:
     es = corpus(
         entry(1, "Notes on training", "Here we cover pipeline parallelism in depth for large jobs today."),
