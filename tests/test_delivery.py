@@ -236,7 +236,8 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.S
 
 def _auth(server: SMTPProtocol, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
     ok = isinstance(data, LoginPassword) and data.login == b"digest" and data.password == b"s3cret"
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd itself answers "535"; its default (True) sends nothing and the client waits.
+    return AuthResult(success=ok, handled=False)
 
 
 def smtp(port: int, security: str, client_ctx: ssl.SSLContext | None = None, **kw: Any) -> SmtpSender:
@@ -278,6 +279,21 @@ def test_smtp_starttls_with_login(tls: tuple[ssl.SSLContext, ssl.SSLContext]) ->
     finally:
         ctl.stop()
     assert len(inbox.messages) == 1
+
+
+def test_smtp_wrong_password_is_an_auth_error_not_a_retry(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    inbox, port = Inbox(), _free_port()
+    ctl = Controller(
+        inbox, hostname="127.0.0.1", port=port, tls_context=tls[0], require_starttls=True,
+        authenticator=_auth, auth_require_tls=True,
+    )  # fmt: skip
+    ctl.start()
+    try:
+        with pytest.raises(DeliveryAuthError, match=r"refused the login \(535\); check smtp_username"):
+            smtp(port, "starttls", tls[1], username="digest", password="wrong").send(message())
+    finally:
+        ctl.stop()
+    assert inbox.messages == []
 
 
 def test_smtp_implicit_tls(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
