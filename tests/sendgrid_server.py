@@ -49,14 +49,18 @@ class _Server(ThreadingHTTPServer):
 class SendGridServer:
     """Start with :meth:`start` (or ``with``); ``host`` is the base URL for the client."""
 
-    def __init__(self, db: Path, *, latency: float = 0.0, api_key: str | None = API_KEY, port: int = 0) -> None:
+    def __init__(
+        self, db: Path, *, latency: float = 0.0, api_key: str | None = API_KEY, port: int = 0, keep_bodies: int = 1000
+    ) -> None:
         self.db_path = db
         self.latency = latency
         self.api_key = api_key
         self.faults: collections.deque[str] = collections.deque()
         self.requests = 0
+        self.keep_bodies = keep_bodies
         self.bodies: list[dict[str, Any]] = []
-        """Every parsed request body (accepted or not), for header checks."""
+        """The first *keep_bodies* parsed request bodies (accepted or not), for header checks: a 10,000-send
+        benchmark would otherwise hold about 1 GB of them.  What was accepted is in the database."""
         self._lock = threading.Lock()
         self._db = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -175,7 +179,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._errors(400, "Bad Request", "personalizations")
             return
         with owner._lock:
-            owner.bodies.append(body)
+            if len(owner.bodies) < owner.keep_bodies:
+                owner.bodies.append(body)
         if fault == "drop-after":
             owner.record(body, answered=False)
             self._reset()
