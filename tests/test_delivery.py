@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import subprocess
@@ -267,7 +268,9 @@ def test_smtp_plain_delivers_with_no_line_over_998_octets() -> None:
     assert body is not None and long_text in body.get_content()  # type: ignore[attr-defined]
 
 
-def test_smtp_starttls_with_login(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+@contextlib.contextmanager
+def starttls_login_server(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> Iterator[tuple[Inbox, int]]:
+    """aiosmtpd requiring STARTTLS, then a login as digest / s3cret."""
     inbox, port = Inbox(), _free_port()
     ctl = Controller(
         inbox, hostname="127.0.0.1", port=port, tls_context=tls[0], require_starttls=True,
@@ -275,24 +278,21 @@ def test_smtp_starttls_with_login(tls: tuple[ssl.SSLContext, ssl.SSLContext]) ->
     )  # fmt: skip
     ctl.start()
     try:
-        smtp(port, "starttls", tls[1], username="digest", password="s3cret").send(message())
+        yield inbox, port
     finally:
         ctl.stop()
+
+
+def test_smtp_starttls_with_login(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    with starttls_login_server(tls) as (inbox, port):
+        smtp(port, "starttls", tls[1], username="digest", password="s3cret").send(message())
     assert len(inbox.messages) == 1
 
 
 def test_smtp_wrong_password_is_an_auth_error_not_a_retry(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
-    inbox, port = Inbox(), _free_port()
-    ctl = Controller(
-        inbox, hostname="127.0.0.1", port=port, tls_context=tls[0], require_starttls=True,
-        authenticator=_auth, auth_require_tls=True,
-    )  # fmt: skip
-    ctl.start()
-    try:
-        with pytest.raises(DeliveryAuthError, match=r"refused the login \(535\); check smtp_username"):
-            smtp(port, "starttls", tls[1], username="digest", password="wrong").send(message())
-    finally:
-        ctl.stop()
+    refused = pytest.raises(DeliveryAuthError, match=r"refused the login \(535\); check smtp_username")
+    with starttls_login_server(tls) as (inbox, port), refused:
+        smtp(port, "starttls", tls[1], username="digest", password="wrong").send(message())
     assert inbox.messages == []
 
 
