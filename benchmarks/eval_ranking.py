@@ -317,6 +317,12 @@ def learnable(relevance: dict[str, set[str]], repeats: int = 5) -> dict[str, flo
     return out
 
 
+def raw_scores(index: match.Index, p: Profile) -> np.ndarray[Any, Any]:
+    """Every entry's score for *p*, in index row order, before anything is ruled out (for experiments)."""
+    scores, _, _ = index._scores([index._query(p, {})])
+    return np.asarray(scores[0])
+
+
 def best_svm(table: Table) -> float:
     return max(table.mean(m) for m in table.rows if m.startswith("LinearSVC"))
 
@@ -346,8 +352,7 @@ def _experiments(draws: int) -> tuple[Table, Table, Table]:
         return [eid[r] for r in np.lexsort((np.arange(n), -scores))[:K]]
 
     def ours(p: Profile, idx: match.Index = index) -> np.ndarray[Any, Any]:
-        scores, _, _ = idx._scores([idx._query(p, {})])
-        return np.asarray(scores[0])
+        return raw_scores(idx, p)
 
     def rrf(*lists: np.ndarray[Any, Any], k: int = 60) -> np.ndarray[Any, Any]:
         fused = np.zeros(n)

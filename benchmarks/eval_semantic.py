@@ -31,7 +31,6 @@ import eval_ranking as ev
 import numpy as np
 
 from newsletter import match
-from newsletter.types import Profile
 
 WEIGHTS = (0.25, 0.5)
 
@@ -66,10 +65,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         s[list(skip)] = -np.inf
         return ev.precision([ids[r] for r in np.lexsort((np.arange(n), -s))], relevant)
 
-    def ours(p: Profile) -> np.ndarray[Any, Any]:
-        scores, _, _ = index._scores([index._query(p, {})])
-        return np.asarray(scores[0])
-
     labels = ev.load_labels()
     sources = {"listing labels": {k: v & set(ids) for k, v in labels.items()}, "judgments": ev.load_judged()}
     for source, relevance in sources.items():
@@ -84,9 +79,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 phrases = rng.sample(pool, rng.choice((2, 3)))
                 picked = rng.sample(sorted(relevant), 5)
                 rows = [index.row_of[i] for i in picked]
-                base = ours(ev.profile(keywords=phrases))
+                base = ev.raw_scores(index, ev.profile(keywords=phrases))
                 near = docs @ model.encode([" ".join(phrases)], normalize_embeddings=True)[0]
-                seeded = ours(ev.profile(papers=[i.removeprefix("arxiv:") for i in picked]))
+                seeded = ev.raw_scores(index, ev.profile(papers=[i.removeprefix("arxiv:") for i in picked]))
                 centre = docs[rows].mean(axis=0)
                 like = docs @ (centre / np.linalg.norm(centre))
                 kw.setdefault("newsletter (as shipped)", []).append(p20(base, relevant))

@@ -171,7 +171,11 @@ def _long_form(short: str, before: str) -> str | None:
 
 def phrase_terms(text: str) -> tuple[str, ...]:
     """The terms that must all be present for *text* to match as a phrase."""
-    toks = _short_tokens(text)
+    return _phrase(_short_tokens(text))
+
+
+def _phrase(toks: Sequence[str]) -> tuple[str, ...]:
+    """A token list's distinct word pairs; a single word stands for itself."""
     if len(toks) <= 1:
         return tuple(toks)
     return tuple(dict.fromkeys(f"{a} {b}" for a, b in pairwise(toks)))
@@ -413,7 +417,7 @@ class Index:
             typed = tuple((w, self.vocab.get(_stem(w), -1)) for w in _WORD.findall(_fold(text)))
             variants = []
             for toks, note in self._variants(text):
-                need = (toks[0],) if len(toks) == 1 else tuple(dict.fromkeys(f"{a} {b}" for a, b in pairwise(toks)))
+                need = _phrase(toks)
                 if len(ids := self._ids(need)) == len(need):
                     variants.append((ids, note))
             any_ids = frozenset(phrase) | {t for _, t in typed if t >= 0} | {t for ids, _ in variants for t in ids}
@@ -451,9 +455,8 @@ class Index:
         notes = []
         i = 0
         while i < len(toks):
-            here = tuple(toks[i:])
             forms = self._long_forms.get(toks[i], ())
-            hit = next(((ab, long) for long, ab in forms if here[: len(long)] == long), None)
+            hit = next(((ab, long) for long, ab in forms if toks[i : i + len(long)] == long), None)
             if hit:
                 ab, long = hit
                 short.append(ab)
