@@ -34,7 +34,7 @@ def email_address(value: str) -> str:
     try:
         return email_validator.validate_email(value, check_deliverability=False).normalized
     except email_validator.EmailNotValidError as e:
-        raise ValueError(f"{value!r} is not a valid email address ({e}); use e.g. \"ada@example.org\"") from e
+        raise ValueError(f'{value!r} is not a valid email address ({e}); use e.g. "ada@example.org"') from e
 
 
 class _Section(BaseModel):

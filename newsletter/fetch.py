@@ -363,9 +363,7 @@ class _DeadlinePassed(Exception):
 
 def _read_body(response: httpx.Response, cap: int, deadline: float, clock: Clock) -> tuple[bytes, int]:
     """The decoded body and the raw byte count; both capped at *cap*."""
-    encodings = [
-        e.strip().lower() for e in response.headers.get("Content-Encoding", "").split(",") if e.strip()
-    ]
+    encodings = [e.strip().lower() for e in response.headers.get("Content-Encoding", "").split(",") if e.strip()]
     decoders = [_Decoder(e) for e in reversed(encodings) if e != "identity"]
     out = bytearray()
     raw = 0
@@ -705,9 +703,7 @@ class Fetcher:
             missed = sources.missed_listing_days(state.last_date, parsed.day)
             if state.last_date is None or parsed.day.isoformat() > state.last_date:
                 new_state = replace(new_state, last_date=parsed.day.isoformat())
-        return _with_missed(
-            SourceFetch(source.name, new_state, parsed.items, received=fetched.received), missed
-        )
+        return _with_missed(SourceFetch(source.name, new_state, parsed.items, received=fetched.received), missed)
 
     def _catch_up(self, source: SourceSettings, result: SourceFetch, today: date, budget: _Budget) -> SourceFetch:
         """Hugging Face: fetch each day missed since the last success with ``?date=``."""

@@ -81,6 +81,8 @@ class FeedItem:
 
 # Rows in these states hold their entries: they count as delivered for no-repeat.
 _HOLDING = (DeliveryStatus.SENDING.value, DeliveryStatus.SENT.value, DeliveryStatus.UNCERTAIN.value)
+# Rows in these states may still be sent: a retryable failure, or a period where nothing matched yet.
+_OPEN = (DeliveryStatus.PLANNED.value, DeliveryStatus.SKIPPED.value)
 
 
 class Ledger:
@@ -94,6 +96,11 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            # Before 0.2 a forced send settled the scheduled period with a "skipped" row.
+            self._db.execute(
+                "UPDATE deliveries SET status = ? WHERE status = ? AND error LIKE 'covered by %'",
+                (DeliveryStatus.COVERED.value, DeliveryStatus.SKIPPED.value),
+            )
         except sqlite3.OperationalError as e:  # permissions, a read-only disk, a lock held too long
             raise StoreError(
                 f"cannot use the ledger {self.path} ({e}); check that this user may write the data folder "
@@ -174,18 +181,25 @@ class Ledger:
         r = self._query_one("SELECT * FROM deliveries WHERE reader = ? AND period = ?", (reader, period))
         return _row(r) if r else None
 
-    def settled(self, reader: str, period: str) -> bool:
-        """True when nothing more is to be sent for this period: sent, sending,
-        uncertain, failed for good or skipped on purpose (only ``planned`` is open)."""
-        row = self.get(reader, period)
-        return row is not None and row.status is not DeliveryStatus.PLANNED
+    def rows_for(self, periods: Iterable[str]) -> dict[tuple[str, str], Delivery]:
+        """Every row of these period keys, by ``(reader, period)``: the planner's snapshot, in one query."""
+        keys = sorted(set(periods))
+        out: dict[tuple[str, str], Delivery] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self._query(f"SELECT * FROM deliveries WHERE period IN ({marks})", chunk):
+                row = _row(r)
+                out[row.reader, row.period] = row
+        return out
 
     def claim(self, reader: str, period: str, entry_ids: Iterable[str], backend: str, now: datetime) -> bool:
         """Durably mark *reader*'s digest for *period* as being sent.
 
-        True if this caller may send it now: no row existed, or the last attempt
-        failed retryably (``planned``).  False if it was sent, is being sent,
-        is uncertain, failed permanently or was skipped.
+        True if this caller may send it now: no row existed, the last attempt
+        failed retryably (``planned``), or nothing had matched yet (``skipped``).
+        False if it was sent, is being sent, is uncertain, failed permanently or
+        was covered by another digest.
         """
         ids = list(entry_ids)
         stamp = now.isoformat()
@@ -193,7 +207,7 @@ class Ledger:
             row = db.execute(
                 "SELECT status FROM deliveries WHERE reader = ? AND period = ?", (reader, period)
             ).fetchone()
-            if row is not None and row[0] != DeliveryStatus.PLANNED.value:
+            if row is not None and row[0] not in _OPEN:
                 return False
             db.execute(
                 "INSERT INTO deliveries (reader, period, status, entry_ids, backend, created_at, updated_at) "
@@ -217,15 +231,21 @@ class Ledger:
         items: Iterable[FeedItem] = (),
         *,
         keep: int = 100,
+        covers: str | None = None,
     ) -> None:
         """Record a send, and the matches it carried for the reader's feed, in one transaction.
 
         Keeping the feed items here (not in a separate write after the run)
         means a crash after a send can never leave the reader's feed without
         papers that, being delivered, will never be offered again.  The feed
-        keeps the reader's newest *keep* items.
+        keeps the reader's newest *keep* items.  *covers* names a scheduled
+        period this send stands in for (``run --now`` before the send time):
+        it is settled in the same transaction, so a later scheduled run does
+        not send a second digest, and a failed send settles nothing.
         """
-        self._finish(reader, period, DeliveryStatus.SENT, now, message_id=message_id, items=list(items), keep=keep)
+        self._finish(
+            reader, period, DeliveryStatus.SENT, now, message_id=message_id, items=list(items), keep=keep, covers=covers
+        )
 
     def mark_uncertain(self, reader: str, period: str, error: str, now: datetime) -> None:
         self._finish(reader, period, DeliveryStatus.UNCERTAIN, now, error=error)
@@ -245,15 +265,47 @@ class Ledger:
             )
 
     def mark_skipped(self, reader: str, period: str, reason: str, now: datetime) -> bool:
-        """Record that nothing was sent on purpose (e.g. nothing matched)."""
+        """Record that nothing matched for *period*; the period stays open for a later run.
+
+        The row's time says when it was last looked at: new entries after it
+        make the period worth ranking again (:func:`schedule.is_open`).  A row
+        that is settled (sent, failed, ...) is never changed; returns whether
+        this call wrote.
+        """
         stamp = now.isoformat()
         with self._tx() as db:
             cur = db.execute(
-                "INSERT OR IGNORE INTO deliveries (reader, period, status, error, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (reader, period, DeliveryStatus.SKIPPED.value, reason, stamp, stamp),
+                "INSERT INTO deliveries (reader, period, status, error, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (reader, period) DO UPDATE SET "
+                "status = excluded.status, error = excluded.error, updated_at = excluded.updated_at "
+                "WHERE deliveries.status IN (?, ?)",
+                (reader, period, DeliveryStatus.SKIPPED.value, reason, stamp, stamp, *_OPEN),
             )
             return cur.rowcount == 1
+
+    def reopen(self, reader: str, period: str, now: datetime, *, uncertain: bool = False) -> Delivery:
+        """Make a failed (or, with *uncertain*, an uncertain) digest sendable again: ``newsletter resend``.
+
+        Returns the row as it was.  Raises :class:`LookupError` when there is
+        no such row and :class:`ValueError` when its state does not allow it
+        (sent, being sent, or uncertain without *uncertain*).
+        """
+        allowed = {DeliveryStatus.FAILED.value, DeliveryStatus.PLANNED.value, DeliveryStatus.SKIPPED.value}
+        if uncertain:
+            allowed.add(DeliveryStatus.UNCERTAIN.value)
+        with self._tx() as db:
+            r = db.execute("SELECT * FROM deliveries WHERE reader = ? AND period = ?", (reader, period)).fetchone()
+            if r is None:
+                raise LookupError(period)
+            before = _row(r)
+            if before.status.value not in allowed:
+                raise ValueError(before.status.value)
+            db.execute("DELETE FROM delivered WHERE reader = ? AND period = ?", (reader, period))
+            db.execute(
+                "UPDATE deliveries SET status = ?, updated_at = ? WHERE reader = ? AND period = ?",
+                (DeliveryStatus.PLANNED.value, now.isoformat(), reader, period),
+            )
+        return before
 
     def _finish(
         self,
@@ -266,8 +318,26 @@ class Ledger:
         error: str | None = None,
         items: list[FeedItem] | None = None,
         keep: int = 100,
+        covers: str | None = None,
     ) -> None:
         with self._tx() as db:
+            if covers is not None:
+                stamp = now.isoformat()
+                db.execute(
+                    "INSERT INTO deliveries (reader, period, status, error, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (reader, period) DO UPDATE SET "
+                    "status = excluded.status, error = excluded.error, updated_at = excluded.updated_at "
+                    "WHERE deliveries.status IN (?, ?)",
+                    (
+                        reader,
+                        covers,
+                        DeliveryStatus.COVERED.value,
+                        f"covered by the digest sent for {period}",
+                        stamp,
+                        stamp,
+                        *_OPEN,
+                    ),
+                )
             db.execute(
                 "UPDATE deliveries SET status = ?, message_id = ?, error = ?, updated_at = ? "
                 "WHERE reader = ? AND period = ?",
@@ -294,6 +364,10 @@ class Ledger:
                 "ON CONFLICT (reader) DO UPDATE SET at = excluded.at",
                 (reader, at.isoformat()),
             )
+
+    def unsubscribed(self) -> dict[str, datetime]:
+        """Every reader's last one-click unsubscribe, for the planner's snapshot."""
+        return {r: datetime.fromisoformat(at) for r, at in self._query("SELECT reader, at FROM unsubscribes")}
 
     def unsubscribed_at(self, reader: str) -> datetime | None:
         r = self._query_one("SELECT at FROM unsubscribes WHERE reader = ?", (reader,))

@@ -132,12 +132,14 @@ def log_deliveries(results: Iterable[DeliveryResult], logger: logging.Logger | N
 
 
 def log_report(report: RunReport, logger: logging.Logger | None = None) -> None:
-    """Log every step of a ``newsletter run``: sources, profiles, deliveries, feeds."""
+    """The end of a ``newsletter run``: broken profiles and the totals.
+
+    Sources and deliveries were logged as they happened (by the app), so a
+    killed run still leaves its trace.
+    """
     log = logger or get("run")
-    log_sources(report.sources)
     for err in report.profile_errors:
         log.warning("profile skipped: %s", err, extra={"event": "profile"})
-    log_deliveries(report.deliveries)
     sent = sum(1 for d in report.deliveries if d.status is DeliveryStatus.SENT and not d.already)
     log.info(
         "run done: %d sources, %d readers, %d sent, %d feed files",

@@ -17,16 +17,27 @@ from pathlib import Path
 
 import httpx
 
+from . import logs, sources
 from . import match as ranking
 from . import profiles as profile_files
-from . import sources
 from .config import Settings
 from .delivery import OutboxSender, Sender, SendGridSender, SmtpSender, Tokens, build_message, load_secret
 from .errors import AmbiguousDeliveryError, DeliveryAuthError, DeliveryError, NewsletterError
 from .fetch import Fetcher
 from .ledger import FeedItem, Ledger
 from .render import ReaderLinks, Renderer, self_check
-from .schedule import Period, Status, current_period, forced_period, health, lookback, superseded_period
+from .schedule import (
+    Due,
+    Period,
+    Status,
+    forced_period,
+    health,
+    is_paused,
+    lookback,
+    period_keys,
+    period_of_key,
+    plan,
+)
 from .store import SourceState, Store, atomic_write
 from .types import (
     Delivery,
@@ -45,6 +56,8 @@ from .types import (
 Clock = Callable[[], datetime]
 
 NOTHING_MATCHED = "nothing new matched"
+
+log = logs.get("deliver")
 
 LEDGER_RETENTION_FACTOR = 4
 """Delivered ids and feed items are kept this many entry-retention windows."""
@@ -120,6 +133,7 @@ class App:
         # Delivered ids outlive their entries by far: a paper listed again after
         # it left the store must still not be offered twice.
         self.ledger.prune(now - timedelta(days=LEDGER_RETENTION_FACTOR * self.settings.fetch.retention_days))
+        logs.log_sources(results)
         return results
 
     # -- profiles ------------------------------------------------------------------
@@ -188,11 +202,8 @@ class App:
             if s.failures >= 2
         )
 
-    def preview(self, reader_id: str, days: int = 1) -> Digest:
-        """The digest *reader_id* would get now from the last *days* of entries.
-
-        Sends nothing and records nothing (no ledger row, no feed item).
-        """
+    def profile(self, reader_id: str) -> Profile:
+        """The valid profile of *reader_id* (the file name without .toml), or the error saying why not."""
         loaded = profile_files.load_profiles(self.settings.paths.profiles_dir)
         profile = next((p for p in loaded.profiles if p.id == reader_id), None)
         if profile is None:
@@ -204,10 +215,31 @@ class App:
                 f"no reader {reader_id!r} in {self.settings.paths.profiles_dir} (readers: {known}); "
                 "use the profile file's name without .toml"
             )
+        return profile
+
+    def preview(self, reader_id: str, days: int = 1) -> Digest:
+        """The digest *reader_id* would get now from the last *days* of entries.
+
+        Sends nothing and records nothing (no ledger row, no feed item).
+        """
+        profile = self.profile(reader_id)
         now = self.clock()
         since = now - timedelta(days=days)
         index = ranking.Index(self.store.entries_since(since))
         return self.digest(profile, forced_period(profile, now), index, now, since=since)
+
+    def plan(self, readers: Sequence[Profile], *, force: bool = False) -> list[Due | DeliveryResult]:
+        """Who is due now (:func:`schedule.plan` over one ledger snapshot); writes nothing."""
+        now = self.clock()
+        keys = {k for p in readers for k in period_keys(p, now, force)}
+        return plan(
+            readers,
+            self.ledger.rows_for(keys),
+            self.ledger.unsubscribed(),
+            self.store.newest_first_seen(),
+            now,
+            force=force,
+        )
 
     def deliver(
         self,
@@ -219,128 +251,101 @@ class App:
         """Send every due digest once; returns one result per reader, in reader order.
 
         With ``force`` each reader's digest for today is due now, whatever
-        their send time (``newsletter demo``, ``run --now``).  Readers are
-        ranked by blocks of ``_RANK_BLOCK`` with one vectorised
-        :meth:`Index.rank_many` call each; then that block's send jobs are
-        submitted.  Up to ``delivery.concurrency`` sends are in flight at once;
-        each job renders its own email just before sending, and at most twice
-        that many jobs are queued, so memory stays flat for 10,000 readers
-        (one block of digests at a time).  When *stop* is set (SIGTERM in
-        ``serve``) no new send starts; sends in flight finish and are recorded.
+        their send time (``newsletter demo``, ``run --now``).  The due readers
+        (:meth:`plan`) are ranked by blocks of ``_RANK_BLOCK`` with one
+        vectorised :meth:`Index.rank_many` call each; then that block's send
+        jobs are submitted.  Up to ``delivery.concurrency`` sends are in flight
+        at once; each job renders its own email just before sending, and at
+        most twice that many jobs are queued, so memory stays flat for 10,000
+        readers (one block of digests at a time).  Each result is logged as it
+        happens.  When *stop* is set (SIGTERM) no new send starts; sends in
+        flight finish and are recorded.
         """
         from concurrent.futures import ThreadPoolExecutor
 
         now = self.clock()
         if readers is None:
             readers = self.load_profiles().profiles
+        decisions = self.plan(readers, force=force)
+        results: list[DeliveryResult | None] = [None] * len(readers)
+        due: list[tuple[int, Due]] = []
+        for i, d in enumerate(decisions):
+            if isinstance(d, Due):
+                due.append((i, d))
+            else:
+                results[i] = _logged(d)
         # Each reader gets what is new since their last digest; only entries
         # newer than the earliest of those cut-offs need indexing.
-        since = {p.id: self.ledger.last_sent_at(p.id) or (now - lookback(p)) for p in readers}
+        since = {d.profile.id: self.ledger.last_sent_at(d.profile.id) or (now - lookback(d.profile)) for _, d in due}
         index = ranking.Index(self.store.entries_since(min(since.values(), default=now)))
         guard = _SendGuard(stop, self.settings.delivery.auth_failure_limit)
         workers = self.settings.delivery.concurrency
         slots = threading.BoundedSemaphore(workers * 2)
-        results: list[DeliveryResult | None] = [None] * len(readers)
 
-        def job(i: int, digest: Digest) -> None:
+        def job(i: int, digest: Digest, covers: Period | None) -> None:
             try:
-                results[i] = self._deliver_one(digest, now, guard)
+                result = self._deliver_one(digest, now, guard, covers=covers)
             except NewsletterError as e:
-                results[i] = DeliveryResult(digest.profile.id, DeliveryStatus.FAILED, detail=str(e))
+                result = DeliveryResult(digest.profile.id, DeliveryStatus.FAILED, digest.period, detail=str(e))
             except Exception as e:  # a bug in one reader's job must not lose the others' results
-                results[i] = DeliveryResult(digest.profile.id, DeliveryStatus.FAILED, detail=f"internal error: {e!r}")
+                log.exception("delivery to %s crashed", digest.profile.id)
+                result = DeliveryResult(
+                    digest.profile.id, DeliveryStatus.FAILED, digest.period, detail=f"internal error: {e!r}"
+                )
             finally:
                 slots.release()
+            results[i] = _logged(result)
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-            for start in range(0, len(readers), _RANK_BLOCK):
+            for start in range(0, len(due), _RANK_BLOCK):
                 if guard.halted() is not None:
                     break
-                block = range(start, min(start + _RANK_BLOCK, len(readers)))
-                due = self._plan_block(readers, block, now, force, results, since)
-                digests = self._rank_block(due, index, now, results)
-                for (i, _), digest in zip(due, digests, strict=True):
+                block = due[start : start + _RANK_BLOCK]
+                digests = self._rank_block(block, index, now, since, results)
+                for (i, d), digest in zip(block, digests, strict=True):
                     if digest is None:
                         continue
                     slots.acquire()
                     if guard.halted() is not None:
                         slots.release()
                         break
-                    pool.submit(job, i, digest)
+                    pool.submit(job, i, digest, d.covers)
         reason = guard.halted() or "not reached"
-        done = [
-            r if r is not None else DeliveryResult(p.id, DeliveryStatus.PLANNED, detail=f"not sent: {reason}")
+        periods = {d.profile.id: d.period.key for _, d in due}
+        return [
+            r
+            if r is not None
+            else _logged(DeliveryResult(p.id, DeliveryStatus.PLANNED, periods.get(p.id), detail=f"not sent: {reason}"))
             for p, r in zip(readers, results, strict=True)
         ]
-        return done
-
-    def _plan_block(
-        self,
-        readers: Sequence[Profile],
-        positions: range,
-        now: datetime,
-        force: bool,
-        results: list[DeliveryResult | None],
-        since: dict[str, datetime],
-    ) -> list[tuple[int, tuple[Profile, Period, datetime | None]]]:
-        """The readers of *positions* that are due: the rest get their result now (paused, already settled)."""
-        due: list[tuple[int, tuple[Profile, Period, datetime | None]]] = []
-        for i in positions:
-            profile = readers[i]
-            try:
-                planned = self._plan(profile, now, force)
-            except NewsletterError as e:
-                results[i] = DeliveryResult(profile.id, DeliveryStatus.FAILED, detail=str(e))
-                continue
-            if isinstance(planned, DeliveryResult):
-                results[i] = planned
-            else:
-                due.append((i, (profile, planned, since.get(profile.id))))
-        return due
 
     def _rank_block(
         self,
-        due: Sequence[tuple[int, tuple[Profile, Period, datetime | None]]],
+        block: Sequence[tuple[int, Due]],
         index: ranking.Index,
         now: datetime,
+        since: dict[str, datetime],
         results: list[DeliveryResult | None],
     ) -> list[Digest | None]:
         """The due readers' digests, ranked together; if ranking fails, each gets a failed result."""
         try:
-            return list(self._digests([w for _, w in due], index, now))
+            wanted = [(d.profile, d.period, since.get(d.profile.id)) for _, d in block]
+            return list(self._digests(wanted, index, now))
         except Exception as e:  # one block's failure is reported per reader; the next block still runs
+            if not isinstance(e, NewsletterError):
+                log.exception("ranking a block of %d readers crashed", len(block))
             detail = str(e) if isinstance(e, NewsletterError) else f"internal error: {e!r}"
-            for i, (profile, period, _) in due:
-                results[i] = DeliveryResult(profile.id, DeliveryStatus.FAILED, period.key, detail=detail)
-            return [None] * len(due)
-
-    def _plan(self, profile: Profile, now: datetime, force: bool) -> Period | DeliveryResult:
-        """The period *profile* is due for, or the result that says why nothing is due."""
-        if self.is_paused(profile):
-            return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, detail="paused (unsubscribed)")
-        period = forced_period(profile, now) if force else current_period(profile, now)
-        existing = self.ledger.get(profile.id, period.key)
-        superseded = superseded_period(profile, now) if force else None
-        if superseded is not None and self.ledger.get(profile.id, superseded.key) is None:
-            # A forced send now covers the period the scheduler would send next;
-            # settle it, or the next scheduled run sends a second digest.
-            self.ledger.mark_skipped(profile.id, superseded.key, f"covered by the forced send for {period.key}", now)
-        if existing is not None and existing.status is not DeliveryStatus.PLANNED:
-            return DeliveryResult(
-                profile.id,
-                existing.status,
-                period.key,
-                len(existing.entry_ids),
-                detail=f"already {existing.status.value} for {period.key}",
-                already=True,
-            )
-        return period
+            for i, d in block:
+                results[i] = _logged(DeliveryResult(d.profile.id, DeliveryStatus.FAILED, d.period.key, detail=detail))
+            return [None] * len(block)
 
     def _deliver_one(
         self,
         digest: Digest,
         now: datetime,
         guard: _SendGuard | None = None,
+        *,
+        covers: Period | None = None,
     ) -> DeliveryResult:
         """One reader's ranked digest: render, claim durably, send, record."""
         guard = guard or _SendGuard(None, self.settings.delivery.auth_failure_limit)
@@ -368,7 +373,7 @@ class App:
         halted = guard.halted()
         if halted is not None:
             return DeliveryResult(profile.id, DeliveryStatus.PLANNED, period, detail=f"not sent: {halted}")
-        if self.is_paused(profile):
+        if is_paused(profile, self.ledger.unsubscribed_at(profile.id)):
             return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period, detail="paused (unsubscribed)")
         ids = [m.entry.id for m in digest.matches]
         if not self.ledger.claim(profile.id, period, ids, self.sender.name, now):
@@ -386,26 +391,22 @@ class App:
         items = [
             FeedItem(m.entry.id, m.score, tuple((r.kind.value, r.text) for r in m.reasons)) for m in digest.matches
         ]
-        self.ledger.mark_sent(profile.id, period, provider_id, self.clock(), items, keep=self.settings.feed.items)
+        self.ledger.mark_sent(
+            profile.id,
+            period,
+            provider_id,
+            self.clock(),
+            items,
+            keep=self.settings.feed.items,
+            covers=covers.key if covers is not None else None,
+        )
         guard.record(auth_failed=False)
         path = self.sender.path_for(message) if isinstance(self.sender, OutboxSender) else None
         return DeliveryResult(profile.id, DeliveryStatus.SENT, period, len(ids), path=path)
 
     def is_paused(self, profile: Profile) -> bool:
-        """Paused in the file as loaded, in the store, or by an unsubscribe since the file's last edit.
-
-        Asked again right before each send, so a one-click unsubscribe during
-        a run stops that reader's digest even if this run read the file earlier.
-        """
-        if profile.paused:
-            return True
-        doc = self.store.profile_doc(profile.id)
-        if doc is not None and doc.get("paused"):
-            return True
-        unsubscribed = self.ledger.unsubscribed_at(profile.id)
-        if unsubscribed is None:
-            return False
-        return profile_files.is_paused(False, _mtime(profile.path), unsubscribed)
+        """:func:`schedule.is_paused` with this reader's unsubscribe record, asked fresh."""
+        return is_paused(profile, self.ledger.unsubscribed_at(profile.id))
 
     # -- feeds ---------------------------------------------------------------------
 
@@ -425,7 +426,7 @@ class App:
             matches = self.feed_matches(profile.id, items)
             reader_notes = notes
             last = self.ledger.latest(profile.id)
-            if last is not None and last.status is DeliveryStatus.SKIPPED and last.error == NOTHING_MATCHED:
+            if last is not None and last.status is DeliveryStatus.SKIPPED:
                 # skip_empty readers get no email on such days: the feed says so instead.
                 reader_notes = (*notes, f"Nothing new matched your interests for {last.period}.")
             updated = max((i.at for i in items if i.at), default=None) or _mtime(profile.path) or self.clock()
@@ -453,11 +454,55 @@ class App:
 
     # -- everything --------------------------------------------------------------------
 
-    def run(self, *, force: bool = False, fetch: bool = True) -> RunReport:
-        """Fetch, then deliver what is due and refresh every reader's feed."""
+    def write_preview_html(self, digest: Digest) -> Path:
+        """The digest's email as an HTML file in the data folder (``preview --open``); nothing is sent."""
+        email = self.renderer.email(digest, self.links(digest.profile.id))
+        path = self.settings.paths.data_dir / f"preview-{digest.profile.id}.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(email.html, encoding="utf-8")
+        return path
+
+    def resend(self, reader_id: str, period: str | None = None, *, uncertain: bool = False) -> DeliveryResult:
+        """Send a failed digest again now (``newsletter resend``): the latest failed one, or *period*'s.
+
+        A sent or in-flight digest is never sent again; an uncertain one only
+        with *uncertain* (the operator checked the provider's log).
+        """
+        profile = self.profile(reader_id)
+        now = self.clock()
+        if period is None:
+            failed = [r for r in self.ledger.rows(reader=profile.id) if r.status is DeliveryStatus.FAILED]
+            if uncertain:
+                failed += [r for r in self.ledger.rows(reader=profile.id) if r.status is DeliveryStatus.UNCERTAIN]
+            if not failed:
+                raise NewsletterError(
+                    f"{reader_id} has no failed digest to send again; `newsletter status` lists failed sends"
+                )
+            period = max(failed, key=lambda r: r.updated_at or now).period
+        try:
+            self.ledger.reopen(profile.id, period, now, uncertain=uncertain)
+        except LookupError:
+            raise NewsletterError(
+                f"{reader_id} has no digest for {period}; give a period that `newsletter status` lists"
+            ) from None
+        except ValueError as e:
+            hint = (
+                "use --uncertain once the mail provider's log shows it never went out"
+                if str(e) == DeliveryStatus.UNCERTAIN.value
+                else "a digest is never sent twice"
+            )
+            raise NewsletterError(f"the digest of {reader_id} for {period} is {e}: {hint}") from None
+        target = period_of_key(profile, period)
+        since = self.ledger.last_sent_at(profile.id) or (now - lookback(profile))
+        index = ranking.Index(self.store.entries_since(since))
+        digest = self._digests([(profile, target, since)], index, now)[0]
+        return _logged(self._deliver_one(digest, now))
+
+    def run(self, *, force: bool = False, fetch: bool = True, stop: threading.Event | None = None) -> RunReport:
+        """Fetch, then deliver what is due and refresh every reader's feed; *stop* ends it early, cleanly."""
         fetched = self.fetch() if fetch else []
         loaded = self.load_profiles()
-        deliveries = self.deliver(force=force, readers=loaded.profiles)
+        deliveries = self.deliver(force=force, readers=loaded.profiles, stop=stop)
         feeds = self.write_feeds(loaded.profiles)
         recovered, self.recovered = tuple(self.recovered), []  # reported once
         return RunReport(
@@ -477,6 +522,12 @@ class App:
         configured = [states.get(s.name, SourceState(s.name)) for s in self.settings.sources]
         first_seen = [e.first_seen for e in self.store.get_entries().values()]
         return health(now, configured, first_seen, self.ledger.rows())
+
+
+def _logged(result: DeliveryResult) -> DeliveryResult:
+    """Log one delivery result as it happens (a killed run still leaves its trace), and return it."""
+    logs.log_deliveries([result])
+    return result
 
 
 def _mtime(path: Path | None) -> datetime | None:
@@ -502,6 +553,29 @@ def _ok(state: SourceState, now: datetime) -> SourceState:
 def _failed(state: SourceState, now: datetime, error: str) -> SourceState:
     """*state* after a failure: one more in a row, the reason kept for `newsletter fetch`."""
     return replace(state, last_attempt=now, last_error=error, failures=state.failures + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class RankedFile:
+    """What ``newsletter rank`` shows: the matches, the seed ids the file lacks, how many entries it held."""
+
+    matches: tuple[Match, ...]
+    missing_seeds: tuple[str, ...]
+    entries: int
+
+
+def rank_file(profile_path: Path, entries_path: Path, now: datetime) -> RankedFile:
+    """Rank a feed file (RSS/Atom/HF JSON, detected) for one profile file; no database needed."""
+    try:
+        data = entries_path.read_bytes()
+    except OSError as e:
+        raise NewsletterError(f"cannot read {entries_path} ({e.strerror}); check the path") from e
+    profile = profile_files.load_profile(profile_path)
+    items = sources.parse(sources.detect_kind(data), entries_path.name, data)
+    merged = sources.merge_all({}, items, now).changed
+    matches = ranking.rank(list(merged.values()), profile, now)
+    missing = profile_files.missing_papers(profile, list(merged))
+    return RankedFile(tuple(matches), tuple(missing), len(merged))
 
 
 def make_sender(settings: Settings) -> Sender:

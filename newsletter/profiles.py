@@ -9,11 +9,13 @@ drift from what the validator accepts.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import zoneinfo
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,27 +40,77 @@ class _Strict(BaseModel):
 class WeightedKeyword(_Strict):
     """A keyword or phrase with its own weight (default 1)."""
 
-    text: str = Field(min_length=1)
+    text: str = Field(min_length=1, max_length=200)
     weight: float = Field(default=1.0, gt=0, le=10)
 
 
-NonEmpty = Annotated[str, Field(min_length=1)]
+NonEmpty = Annotated[str, Field(min_length=1, max_length=200)]
+
+MAX_FILE_BYTES = 256 * 1024
+"""A profile file larger than this is refused unread: a real one is a few hundred bytes."""
+MAX_KEYWORDS = 200
+MAX_AUTHORS = 200
+MAX_CATEGORIES = 50
+MAX_PAPERS = 500
+"""Caps per list: far beyond what a reader writes by hand, small enough that one file cannot exhaust the host."""
+_CATEGORY = re.compile(r"^[a-z-]+(\.[A-Za-z-]+)?$")
+_FREQUENCY = re.compile(r"^(daily|weekly:(mon|tue|wed|thu|fri|sat|sun))$")
+EXAMPLES = {
+    "email": 'email = "ada@example.org"',
+    "name": 'name = "Ada"',
+    "timezone": 'timezone = "Europe/Berlin"',
+    "send_at": 'send_at = "07:30"',
+    "frequency": 'frequency = "daily"',
+    "max_items": "max_items = 15",
+    "min_score": "min_score = 0.5",
+    "skip_empty": "skip_empty = true",
+    "paused": "paused = false",
+    "interests": '[interests] with keywords = ["mixture of experts"] below it',
+    "keywords": 'keywords = ["mixture of experts", { text = "FP8 training", weight = 2 }]',
+    "exclude": 'exclude = ["medical imaging"]',
+    "authors": 'authors = ["Tri Dao"]',
+    "categories": 'categories = ["cs.LG"]',
+    "papers": 'papers = ["2402.15627"]',
+    "text": 'text = "FP8 training"',
+    "weight": "weight = 2",
+}
+"""A right way to write each key, shown in the error when it is written wrong."""
 
 
 class InterestsFile(_Strict):
     """What the reader wants; at least one list must be non-empty."""
 
     keywords: list[NonEmpty | WeightedKeyword] = Field(
-        default_factory=list, description='Words or phrases, e.g. "FP8 training", or {text = "...", weight = 2}.'
+        default_factory=list,
+        max_length=MAX_KEYWORDS,
+        description='Words or phrases, e.g. "FP8 training", or {text = "...", weight = 2}.',
     )
-    exclude: list[NonEmpty] = Field(default_factory=list, description="A paper mentioning any of these is never sent.")
+    exclude: list[NonEmpty] = Field(
+        default_factory=list, max_length=MAX_KEYWORDS, description="A paper mentioning any of these is never sent."
+    )
     authors: list[NonEmpty] = Field(
-        default_factory=list, description='e.g. "Tri Dao"; "T. Dao" and "Dao, Tri" match too.'
+        default_factory=list, max_length=MAX_AUTHORS, description='e.g. "Tri Dao"; "T. Dao" and "Dao, Tri" match too.'
     )
-    categories: list[Annotated[str, Field(pattern=r"^[a-z-]+(\.[A-Za-z-]+)?$")]] = Field(
-        default_factory=list, description='arXiv categories, e.g. "cs.LG".'
+    categories: list[Annotated[str, Field(json_schema_extra={"pattern": _CATEGORY.pattern})]] = Field(
+        default_factory=list, max_length=MAX_CATEGORIES, description='arXiv categories, e.g. "cs.LG".'
     )
-    papers: list[str] = Field(default_factory=list, description='Seed papers by arXiv id: "more like these".')
+    papers: list[str] = Field(
+        default_factory=list, max_length=MAX_PAPERS, description='Seed papers by arXiv id: "more like these".'
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _CATEGORY.match(item):
+                archive, dot, rest = item.partition(".")
+                fixed = archive.lower() + dot + (rest.upper() if archive.lower() == "cs" and len(rest) == 2 else rest)
+                hint = f'; did you mean "{fixed}"?' if _CATEGORY.match(fixed) else ""
+                raise ValueError(
+                    f"{item!r} is not an arXiv category: the archive is lower case, then a dot and the subject "
+                    f'class, e.g. "cs.CL" or "stat.ML"{hint}'
+                )
+        return value
 
     @field_validator("papers")
     @classmethod
@@ -83,13 +135,15 @@ class ProfileFile(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, title="newsletter reader profile")
 
-    email: str = Field(description="Where the digest goes.")
-    name: str | None = Field(default=None, description="How the email greets you; defaults to the file name.")
+    email: str = Field(max_length=254, description="Where the digest goes.")
+    name: str | None = Field(
+        default=None, max_length=100, description="How the email greets you; defaults to the file name."
+    )
     timezone: str = Field(default="UTC", description='IANA time zone, e.g. "Europe/Berlin".')
     send_at: str = Field(default="07:00", description="Local time of the digest, HH:MM.")
     frequency: str = Field(
         default="daily",
-        pattern=r"^(daily|weekly:(mon|tue|wed|thu|fri|sat|sun))$",
+        json_schema_extra={"pattern": _FREQUENCY.pattern},
         description='"daily" or "weekly:mon" (any day).',
     )
     max_items: int = Field(default=15, ge=1, le=100, description="At most this many papers per digest.")
@@ -107,8 +161,20 @@ class ProfileFile(_Strict):
     @classmethod
     def _timezone(cls, value: str) -> str:
         if value not in _zones():
-            hint = _toml.did_you_mean(value, _zones()).replace("`", '"') or '; use an IANA name like "Europe/Berlin"'
-            raise ValueError(f"unknown time zone {value!r}{hint}")
+            raise ValueError(f"unknown time zone {value!r}{_zone_hint(value)}")
+        return value
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, value: str) -> str:
+        if not _FREQUENCY.match(value):
+            low = value.strip().lower()
+            day = low.partition(":")[2][:3]
+            hint = f'; did you mean "weekly:{day}"?' if low.startswith("weekly") and day in _WEEKDAYS else ""
+            raise ValueError(
+                f'{value!r} is not a frequency: use "daily", or "weekly:DAY" with DAY one of '
+                f'{", ".join(_WEEKDAYS)}, e.g. "weekly:mon"{hint}'
+            )
         return value
 
     @field_validator("send_at")
@@ -122,6 +188,43 @@ class ProfileFile(_Strict):
 @lru_cache(maxsize=1)
 def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_ABBREVIATIONS = {
+    "BST": "Europe/London",
+    "GMT": "Europe/London",
+    "WET": "Europe/Lisbon",
+    "CET": "Europe/Berlin",
+    "CEST": "Europe/Berlin",
+    "EET": "Europe/Athens",
+    "MSK": "Europe/Moscow",
+    "EST": "America/New_York",
+    "EDT": "America/New_York",
+    "CST": "America/Chicago",
+    "CDT": "America/Chicago",
+    "MST": "America/Denver",
+    "MDT": "America/Denver",
+    "PST": "America/Los_Angeles",
+    "PDT": "America/Los_Angeles",
+    "IST": "Asia/Kolkata",
+    "JST": "Asia/Tokyo",
+    "KST": "Asia/Seoul",
+    "AEST": "Australia/Sydney",
+    "AEDT": "Australia/Sydney",
+    "NZST": "Pacific/Auckland",
+}
+"""Zone abbreviations people write, and the IANA zone most of them mean (an abbreviation is no zone: no DST rules)."""
+
+
+def _zone_hint(value: str) -> str:
+    """A fix for an unknown time zone: the IANA name an abbreviation usually means, or a close spelling."""
+    meant = _ABBREVIATIONS.get(value.strip().upper())
+    if meant:
+        return f'; {value} is an abbreviation, not a zone: write the place, e.g. "{meant}"'
+    named = [z for z in _zones() if "/" in z]
+    close = _toml.did_you_mean(value, named).replace("`", '"')
+    return close or '; use an IANA name like "Europe/Berlin" (a continent/city pair)'
 
 
 def schema() -> dict[str, Any]:
@@ -148,14 +251,11 @@ def parse_profile(text: str, path: Path) -> Profile:
     try:
         model = ProfileFile.model_validate(data)
     except ValidationError as e:
-        problems = _toml.explain(e, ProfileFile, text)
+        problems = _toml.explain(e, ProfileFile, text, EXAMPLES, data)
         first_line = next((line for line, _ in problems if line), None)
-        if len(problems) == 1:
-            raise ProfileError(path, first_line, problems[0][1]) from e
-        message = f"{len(problems)} problems: " + "; ".join(
-            (f"line {line}: " if line else "") + msg for line, msg in problems
-        )
-        raise ProfileError(path, first_line, message, line_in_message=True) from e
+        raise ProfileError(path, first_line, problems[0][1], problems=problems) from e
+    except RecursionError as e:  # pydantic on a pathological structure the TOML parser let through
+        raise ProfileError(path, None, "the file is nested far too deeply; see `newsletter schema`") from e
     return _to_profile(model, reader, path)
 
 
@@ -191,31 +291,93 @@ class LoadResult:
     errors: tuple[ProfileError, ...]
 
 
+def read_profile_text(path: Path, folder: Path | None = None) -> tuple[str, datetime]:
+    """A profile file's text and modification time, read defensively.
+
+    Only a regular file is read (a FIFO would hang, ``/dev/zero`` never
+    ends), a symlink only if it stays inside *folder*, and at most
+    :data:`MAX_FILE_BYTES`.  Raises :class:`ProfileError` naming the file.
+    """
+    try:
+        if folder is not None and path.is_symlink():
+            target = path.resolve()
+            if not target.is_relative_to(folder.resolve()):
+                raise ProfileError(path, None, f"is a link to {target}, outside the profiles folder; copy the file in")
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise ProfileError(path, None, "is not a regular file (a pipe, device or folder); replace it with a file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ProfileError(
+                path, None, f"is {st.st_size:,} bytes; a profile may be at most {MAX_FILE_BYTES:,} bytes: shorten it"
+            )
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ProfileError(path, None, "is not a regular file; replace it with a file")
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise ProfileError(path, None, f"cannot read the file ({e.strerror or e}); check its permissions") from e
+    if len(raw) > MAX_FILE_BYTES:
+        raise ProfileError(path, None, f"is over {MAX_FILE_BYTES:,} bytes; a profile must be shorter: shorten it")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ProfileError(path, line, f"is not UTF-8 text ({e.reason}); save it as UTF-8") from e
+    return text, datetime.fromtimestamp(st.st_mtime, UTC)
+
+
+def load_profile(path: Path, folder: Path | None = None) -> Profile:
+    """One profile file, read with :func:`read_profile_text` and validated; raises :class:`ProfileError`."""
+    text, mtime = read_profile_text(path, folder)
+    return replace(parse_profile(text, path), mtime=mtime)
+
+
+def reader_key(email: str) -> str:
+    """Who a reader is: their address, case-insensitively (renaming the file keeps their history)."""
+    return email.strip().lower()
+
+
 def load_profiles(folder: Path) -> LoadResult:
-    """Every ``*.toml`` in *folder*, valid ones and errors side by side."""
+    """Every ``*.toml`` in *folder*, valid ones and errors side by side.
+
+    Two files with one address (case-insensitively) are both refused, each
+    error naming the other file: which one is the reader is for the operator
+    to say.
+    """
     profiles: list[Profile] = []
     errors: list[ProfileError] = []
     if not folder.is_dir():
         return LoadResult(
             (), (ProfileError(folder, None, "no such profiles folder; create it or fix `paths.profiles_dir`"),)
         )
-    seen: dict[str, Path] = {}
+    by_address: dict[str, list[Profile]] = {}
     for path in sorted(folder.glob("*.toml")):
         try:
-            profile = parse_profile(path.read_text(encoding="utf-8"), path)
+            profile = load_profile(path, folder)
         except ProfileError as e:
             errors.append(e)
             continue
-        except (OSError, UnicodeDecodeError) as e:
-            errors.append(ProfileError(path, None, f"cannot read the file ({e}); save it as UTF-8 text"))
+        except RecursionError:
+            errors.append(ProfileError(path, None, "the file is nested far too deeply; see `newsletter schema`"))
             continue
-        if profile.email in seen:
+        by_address.setdefault(reader_key(profile.email), []).append(profile)
+    for same in by_address.values():
+        if len(same) == 1:
+            profiles.append(same[0])
+            continue
+        for p in same:
+            others = ", ".join(q.path.name for q in same if q is not p and q.path is not None)
             errors.append(
-                ProfileError(path, None, f"email {profile.email} is already used by {seen[profile.email].name}")
+                ProfileError(
+                    p.path or folder,
+                    None,
+                    f"email {p.email} is also used by {others}: one address is one reader; "
+                    "delete or change one of the files",
+                )
             )
-            continue
-        seen[profile.email] = path
-        profiles.append(profile)
+    profiles.sort(key=lambda p: str(p.path))
+    errors.sort(key=lambda e: str(e.path))
     return LoadResult(tuple(profiles), tuple(errors))
 
 
@@ -230,21 +392,6 @@ def set_paused(path: Path, paused: bool) -> None:
     except (OSError, UnicodeDecodeError, tomlkit.exceptions.TOMLKitError) as e:
         value = str(paused).lower()
         raise ProfileError(path, None, f"cannot set `paused = {value}` ({e}); edit the file by hand") from e
-
-
-def is_paused(file_paused: bool, file_mtime: datetime | None, unsubscribed_at: datetime | None) -> bool:
-    """Whether a reader is paused, from their file and the ledger's unsubscribe record. Pure.
-
-    The file is the source of truth, but a one-click unsubscribe must hold even
-    when writing the file failed, or a run read the file just before it
-    changed: an unsubscribe counts until the reader edits the file after it
-    (to resume, they set ``paused = false``, which makes the file newer).
-    """
-    if file_paused:
-        return True
-    if unsubscribed_at is None:
-        return False
-    return file_mtime is None or unsubscribed_at >= file_mtime
 
 
 def missing_papers(profile: Profile, known_ids: Sequence[str]) -> list[str]:

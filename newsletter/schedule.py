@@ -10,14 +10,14 @@ when it comes back, not one per missed day.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .store import SourceState
-from .types import Delivery, DeliveryStatus, Profile
+from .types import Delivery, DeliveryResult, DeliveryStatus, Profile
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -69,6 +69,22 @@ def current_period(profile: Profile, now: datetime) -> Period:
     raise AssertionError("unreachable: the previous period's send time has always passed")
 
 
+def period_of_key(profile: Profile, key: str) -> Period:
+    """The period a ledger key names, for *profile* (``newsletter resend --period``).
+
+    Raises ValueError for a key that is not a period of this reader's frequency.
+    """
+    if profile.frequency == "daily":
+        day = date.fromisoformat(key)
+    else:
+        year, _, week = key.partition("-W")
+        weekday = _DAYS.index(profile.frequency.split(":", 1)[1])
+        day = date.fromisocalendar(int(year), int(week), weekday + 1)
+    if _key(profile, day) != key:
+        raise ValueError(key)
+    return Period(key, day, _send_time(profile, day))
+
+
 def forced_period(profile: Profile, now: datetime) -> Period:
     """The period containing *now*, whether or not its send time has come (demo, --now)."""
     today = now.astimezone(ZoneInfo(profile.timezone)).date()
@@ -91,15 +107,111 @@ def lookback(profile: Profile) -> timedelta:
     return timedelta(days=1 if profile.frequency == "daily" else 7)
 
 
-def due_readers(profiles: Iterable[Profile], now: datetime, settled: Callable[[str, str], bool]) -> list[Profile]:
-    """Readers whose current period is not yet settled in the ledger.
+def is_paused(profile: Profile, unsubscribed_at: datetime | None) -> bool:
+    """Whether *profile* gets nothing now: the one place that decides it.
 
-    *settled(reader, period_key)* is the ledger's answer (sent, being sent,
-    uncertain, failed for good or skipped on purpose).  Paused readers are
-    never due.  This is a cheap pre-filter for the every-minute tick; the
-    ledger's claim is still what guarantees one digest per period.
+    The file is the source of truth (``paused = true``), but a one-click
+    unsubscribe must hold even when writing the file failed, or a run read the
+    file just before it changed: an unsubscribe counts until the reader edits
+    the file after it (to resume, they set ``paused = false``, which makes the
+    file newer).
     """
-    return [p for p in profiles if not p.paused and not settled(p.id, current_period(p, now).key)]
+    if profile.paused:
+        return True
+    if unsubscribed_at is None:
+        return False
+    return profile.mtime is None or unsubscribed_at >= profile.mtime
+
+
+_OPEN = (DeliveryStatus.PLANNED, DeliveryStatus.SKIPPED)
+
+
+REOPEN_WINDOW = timedelta(hours=6)
+"""How long after a reader's send time papers that arrive late (a source that was down, a late listing) still
+make that period's digest, when nothing had matched at the send time.  Later ones wait for the next send time."""
+
+
+def is_open(row: Delivery | None, newest_entry: datetime | None, *, late: bool = False) -> bool:
+    """Whether a period may still get a digest.
+
+    Open: no row yet, or a retryable failure (``planned``).  A period where
+    nothing matched (``skipped``) is open again once an entry arrived at or
+    after that look, unless it is *late* (past :data:`REOPEN_WINDOW` in a
+    scheduled run): a skip is not a send.  Everything else (sent, sending,
+    uncertain, failed, covered) is settled.
+    """
+    if row is None or row.status is DeliveryStatus.PLANNED:
+        return True
+    if row.status is DeliveryStatus.SKIPPED:
+        fresh = newest_entry is not None and (row.updated_at is None or newest_entry >= row.updated_at)
+        return fresh and not late
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """One reader to rank and send to now."""
+
+    profile: Profile
+    period: Period
+    covers: Period | None = None
+    """The scheduled period a forced send stands in for; settled with the send, only if it succeeds."""
+
+
+def period_keys(profile: Profile, now: datetime, force: bool) -> tuple[str, ...]:
+    """The ledger keys :func:`plan` looks at for *profile*: what to fetch for its snapshot."""
+    if not force:
+        return (current_period(profile, now).key,)
+    covered = superseded_period(profile, now)
+    return (forced_period(profile, now).key, *((covered.key,) if covered else ()))
+
+
+def plan(
+    readers: Sequence[Profile],
+    rows: Mapping[tuple[str, str], Delivery],
+    unsubscribed: Mapping[str, datetime],
+    newest_entry: datetime | None,
+    now: datetime,
+    *,
+    force: bool = False,
+) -> list[Due | DeliveryResult]:
+    """Who gets a digest now, and why not for the others: one decision per reader, in reader order. Pure.
+
+    *rows* is the ledger's snapshot of the periods :func:`period_keys` names,
+    *unsubscribed* every reader's last one-click unsubscribe, *newest_entry*
+    the first-seen time of the newest stored entry.  With *force* each
+    reader's period is the one containing *now*, whatever their send time
+    (``newsletter demo``, ``run --now``), and a period where nothing matched
+    is always open again to new entries.  Nothing is written here: the ledger's
+    claim, right before each send, is what makes a digest go out once.
+    """
+    out: list[Due | DeliveryResult] = []
+    for p in readers:
+        period = forced_period(p, now) if force else current_period(p, now)
+        if is_paused(p, unsubscribed.get(p.id)):
+            out.append(DeliveryResult(p.id, DeliveryStatus.SKIPPED, period.key, detail="paused (unsubscribed)"))
+            continue
+        row = rows.get((p.id, period.key))
+        late = not force and now > period.due_at + REOPEN_WINDOW
+        if row is not None and not is_open(row, newest_entry, late=late):
+            out.append(
+                DeliveryResult(
+                    p.id,
+                    row.status,
+                    period.key,
+                    len(row.entry_ids),
+                    detail=f"already {row.status.value} for {period.key}",
+                    already=True,
+                )
+            )
+            continue
+        covered = superseded_period(p, now) if force else None
+        if covered is not None:
+            before = rows.get((p.id, covered.key))
+            if before is not None and before.status not in _OPEN:
+                covered = None
+        out.append(Due(p, period, covered))
+    return out
 
 
 def last_fetch_slot(fetch_at: str, now: datetime) -> datetime:

@@ -35,7 +35,7 @@ from . import logs
 from .config import Settings
 from .errors import NewsletterError
 from .pipeline import App, make_app
-from .schedule import Status, due_readers, fetch_overdue
+from .schedule import Due, Status, fetch_overdue
 from .store import SourceState, Store
 from .types import DeliveryResult, DeliveryStatus, Profile, SourceResult
 
@@ -71,9 +71,7 @@ class Service:
         if not fetch_overdue(last, self.app.settings.schedule.fetch_at, now):
             return []
         log.info("fetching %d sources", len(self.app.settings.sources), extra={"event": "fetch"})
-        results = self.app.fetch()
-        logs.log_sources(results)
-        return results
+        return self.app.fetch()
 
     def tick(self) -> list[DeliveryResult]:
         """Catch up a missed fetch, then deliver to every reader who is due now."""
@@ -81,16 +79,14 @@ class Service:
             return []
         with self._lock:
             self._fetch_if_overdue()
-            now = self.app.clock()
             loaded = self.app.load_profiles()  # no store write unless a file changed
-            due = due_readers(loaded.profiles, now, self.app.ledger.settled)
+            due = [d.profile for d in self.app.plan(loaded.profiles) if isinstance(d, Due)]
             for err in loaded.errors if due else ():
                 log.warning("profile skipped: %s", err, extra={"event": "profile"})
             if not due:
                 return []
             log.info("%d readers due", len(due), extra={"event": "tick", "due": len(due)})
             results = self._deliver(due)
-            logs.log_deliveries(results)
             sent = {r.reader for r in results if r.status is DeliveryStatus.SENT and not r.already}
             if sent:
                 self.app.write_feeds([p for p in due if p.id in sent])

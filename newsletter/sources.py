@@ -473,9 +473,7 @@ def alias_index(entries: Iterable[Entry]) -> dict[str, str]:
     return aliases
 
 
-def _resolve(
-    d: EntryData, get: Callable[[str], Entry | None], aliases: Mapping[str, str]
-) -> tuple[str, Entry | None]:
+def _resolve(d: EntryData, get: Callable[[str], Entry | None], aliases: Mapping[str, str]) -> tuple[str, Entry | None]:
     """The id *d* merges into (and that entry), or the id a new entry gets.
 
     Any shared key joins two copies: an arXiv listing that carries a DOI and a

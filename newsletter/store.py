@@ -287,6 +287,11 @@ class Store:
         out.sort(key=lambda e: (e.first_seen, e.id))
         return out
 
+    def newest_first_seen(self) -> datetime | None:
+        """When the newest stored entry was first seen (None: no entries)."""
+        newest = max((d["first_seen"] for d in self.entries.docs().values()), default=None)
+        return _parse_dt(newest)
+
     def put_entries(self, entries: Iterable[Entry]) -> int:
         """Insert or replace entries by id, in one write."""
         docs = {e.id: entry_to_doc(e) for e in entries}
@@ -332,18 +337,6 @@ class Store:
 
     def profile_doc(self, reader: str) -> dict[str, Any] | None:
         return self.profiles.docs().get(reader)
-
-    def set_paused(self, reader: str, paused: bool) -> None:
-        """Pause or resume a known reader; no write when nothing changes."""
-        doc = self.profile_doc(reader)
-        if doc is None or doc.get("paused") == paused:
-            return
-
-        def apply(table: dict[str, Any]) -> None:
-            if reader in table:
-                table[reader] = {**table[reader], "paused": paused}
-
-        self.profiles.mutate(apply)
 
     # -- sources ---------------------------------------------------------------
 

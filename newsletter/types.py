@@ -101,7 +101,10 @@ class Profile:
     min_score: float = 0.0
     skip_empty: bool = True
     paused: bool = False
+    """``paused = true`` in the file; an unsubscribe may pause the reader too (:func:`schedule.is_paused`)."""
     path: Path | None = None
+    mtime: datetime | None = None
+    """The file's modification time when it was loaded (aware, UTC)."""
 
 
 class ReasonKind(enum.StrEnum):
@@ -171,6 +174,9 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"
     UNCERTAIN = "uncertain"
     SKIPPED = "skipped"
+    """Nothing matched: no email.  The period stays open, and a later run that finds matches sends once."""
+    COVERED = "covered"
+    """Settled by a digest sent for a neighbouring period (``run --now`` before the send time)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,10 +162,10 @@ class _Web:
 
 
 def pause(app: App, reader: str) -> None:
-    """Unsubscribe *reader* (idempotent): profile file, then ledger, then store.
+    """Unsubscribe *reader* (idempotent): profile file, then ledger.
 
     The file is written first and the durable ledger record after it, so the
-    record is newer than the file (see :func:`profiles.is_paused`).  A file that
+    record is newer than the file (see :func:`schedule.is_paused`).  A file that
     cannot be written (broken TOML, permissions) is logged, not fatal: the
     ledger record alone keeps the reader paused until they edit the file.
     """
@@ -177,7 +177,6 @@ def pause(app: App, reader: str) -> None:
             log.warning("unsubscribe of %s: %s; the reader stays paused through the ledger", reader, e)
     # Wall-clock time, not the app's clock: it is compared with file mtimes.
     app.ledger.record_unsubscribe(reader, datetime.now(UTC))
-    app.store.set_paused(reader, True)
 
 
 def _profile_path(app: App, reader: str) -> Path | None:

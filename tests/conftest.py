@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -18,6 +19,28 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 # The benchmark scripts are plain modules; their tests import them by name.
 sys.path.insert(0, str(BENCHMARKS))
+
+
+SHIFT_DAYS = "NEWSLETTER_TEST_SHIFT_DAYS"
+"""Run the suite with the wall clock moved this many days ahead (see tests/test_dates.py)."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shifted_wall_clock() -> Iterator[None]:
+    """With ``NEWSLETTER_TEST_SHIFT_DAYS`` set, every test sees a wall clock that many days ahead.
+
+    time-machine moves ``datetime.now``, ``time.time`` and friends in this
+    process (still ticking), so a test that only passes on the day it was
+    written fails here.
+    """
+    days = os.environ.get(SHIFT_DAYS)
+    if not days:
+        yield
+        return
+    import time_machine
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=int(days)), tick=True):
+        yield
 
 
 class Clock:

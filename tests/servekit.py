@@ -37,9 +37,7 @@ def write_feed(path: Path, days: list[date], per_day: int = 2) -> None:
             )
     path.write_text(
         '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Lab</title>'
-        "<link>https://example.org/</link><description>lab papers</description>"
-        + "".join(items)
-        + "</channel></rss>",
+        "<link>https://example.org/</link><description>lab papers</description>" + "".join(items) + "</channel></rss>",
         encoding="utf-8",
     )
 

@@ -168,3 +168,53 @@ def test_a_send_left_in_flight_by_a_killed_run_is_reported_once(tmp_path: Path) 
     assert "uncertain ada 2026-11-22: an earlier run stopped during this send; it is not resent" in first.output
     second = runner.invoke(cli, ["demo", "--dir", str(tmp_path)])
     assert "an earlier run stopped" not in second.output
+
+
+# -- the command line as a person meets it (issue 13) ---------------------------------------------------
+
+
+def newsletter(*args: str, cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["rank", "--profile"], ["rank"], ["no-such-command"], ["preview"], ["run", "--later"]],
+)
+def test_usage_errors_exit_1_with_one_line(args: list[str]) -> None:
+    proc = newsletter(*args)
+    assert proc.returncode == 1, proc
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: "), proc.stderr
+    assert "--help`)" in proc.stderr and "Usage:" not in proc.stderr
+
+
+def test_a_closed_pipe_is_silent(tmp_path: Path) -> None:
+    CliRunner().invoke(cli, ["init", str(tmp_path)])
+    many = tmp_path / "profiles" / "example.toml"
+    many.write_text(many.read_text().replace("max_items = 10", "max_items = 100"))
+    cmd = f"{sys.executable} -m newsletter rank --profile {many} --entries {tmp_path / 'sample.rss'} | head -1"
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, check=False)
+    assert proc.stdout.count("\n") == 1 and proc.stdout.strip().startswith("1.")
+    assert proc.stderr == "", proc.stderr
+
+
+def test_rank_names_the_seed_papers_it_could_not_find(tmp_path: Path) -> None:
+    CliRunner().invoke(cli, ["init", str(tmp_path)])
+    profile = tmp_path / "profiles" / "example.toml"
+    profile.write_text(profile.read_text().replace('categories = ["cs.LG"]', 'papers = ["2510.19702", "2101.00001"]'))
+    proc = newsletter("rank", "--profile", str(profile), "--entries", str(tmp_path / "sample.rss"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "note     seed paper 2101.00001 is not in sample.rss, so it was not used\n"
+    assert "like your paper 2510.19702" in proc.stdout
+
+
+def test_the_cli_module_loads_nothing_heavy() -> None:
+    code = (
+        "import sys, newsletter.cli; heavy = {'pydantic', 'numpy', 'scipy', 'httpx', 'jinja2', 'tinydb', "
+        "'newsletter.pipeline', 'newsletter.config'}; print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -268,6 +268,73 @@ def test_smtp_plain_delivers_with_no_line_over_998_octets() -> None:
     assert body is not None and long_text in body.get_content()  # type: ignore[attr-defined]
 
 
+LONG_TOKEN = "tok-" + "x" * 150  # as long as a real signed token and its URL: far past 78 columns
+
+
+def long_link_message() -> EmailMessage:
+    email = RenderedEmail(
+        to="ada@example.org",
+        to_name="Ada",
+        subject="12 new papers for you: post-training quantization, FP8 training, mixture of experts (Mon 23 Nov)",
+        preheader="",
+        html="<p>hello</p>",
+        text="hello",
+    )
+    return build_message(
+        email,
+        reader="ada",
+        period="2026-11-23",
+        from_address="digest@example.org",
+        from_name="Digest",
+        unsubscribe_url=f"https://news.example.org/unsubscribe/{LONG_TOKEN}",
+        unsubscribe_mailto="unsubscribe@example.org",
+        list_id="Paper digest",
+        now=NOW,
+    )
+
+
+def assert_literal_headers(raw: bytes) -> None:
+    """What a strict reader (a mail provider's RFC 8058 parser) sees: the raw header lines, not a parser's view."""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    lines = head.split("\r\n")
+    expected = (
+        f"List-Unsubscribe: <https://news.example.org/unsubscribe/{LONG_TOKEN}>, "
+        "<mailto:unsubscribe@example.org?subject=unsubscribe%20ada>"
+    )
+    assert expected in lines, head
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in lines
+    assert "MIME-Version: 1.0" in lines
+    subject = next(line for line in lines if line.startswith("Subject:"))
+    assert (
+        subject
+        == "Subject: 12 new papers for you: post-training quantization, FP8 training, mixture of experts (Mon 23 Nov)"
+    )
+    assert "=?" not in head, "no header is RFC 2047-encoded"
+    assert all(len(line) <= 998 for line in lines)
+
+
+def test_outbox_file_headers_are_literal_on_the_wire(tmp_path: Path) -> None:
+    from newsletter.delivery import OutboxSender
+
+    outbox = OutboxSender(tmp_path)
+    outbox.send(long_link_message())
+    assert_literal_headers((tmp_path / "2026-11-23" / "ada.eml").read_bytes())
+
+
+def test_smtp_headers_are_literal_on_the_wire() -> None:
+    inbox, port = Inbox(), _free_port()
+    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        s = smtp(port, "none")
+        s.send(long_link_message())
+        s.close()
+    finally:
+        ctl.stop()
+    (raw,) = inbox.messages
+    assert_literal_headers(raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+
+
 @contextlib.contextmanager
 def starttls_login_server(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> Iterator[tuple[Inbox, int]]:
     """aiosmtpd requiring STARTTLS, then a login as digest / s3cret."""
@@ -405,7 +472,9 @@ def test_a_reader_paused_during_the_run_gets_nothing(
 ) -> None:
     with sendgrid_app(settings, sg, monkeypatch) as app:
         readers = app.load_profiles().profiles  # loaded unpaused at the start of the run
-        app.store.set_paused("ada", True)  # ... then ada unsubscribes
+        from newsletter.web import pause
+
+        pause(app, "ada")  # ... then ada unsubscribes (what POST /unsubscribe does)
         results = {r.reader: r for r in app.deliver(force=True, readers=readers)}
     assert results["ada"].status is DeliveryStatus.SKIPPED
     assert all(not d.startswith("ada/") for d, _, _ in accepted(sg.db_path))

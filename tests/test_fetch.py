@@ -396,17 +396,17 @@ def test_fetch_command_prints_a_table_with_the_reason_of_each_failure(tmp_path: 
 [[sources]]
 name = "arxiv"
 kind = "arxiv"
-url = "{server.url('/arxiv.rss')}"
+url = "{server.url("/arxiv.rss")}"
 allow_private = true
 
 [[sources]]
 name = "broken"
-url = "{server.url('/html')}"
+url = "{server.url("/html")}"
 allow_private = true
 
 [[sources]]
 name = "outside"
-url = "{server.url('/arxiv.rss')}"
+url = "{server.url("/arxiv.rss")}"
 
 [fetch]
 retries = 0
@@ -432,4 +432,3 @@ def test_fetch_command_fails_when_every_source_fails(tmp_path: Path, server: Fee
     config.write_text(f'[[sources]]\nname = "x"\nurl = "{server.url("/png")}"\nallow_private = true\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "fetch"])
     assert result.exit_code == 1 and "every source failed" in result.output
-

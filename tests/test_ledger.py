@@ -47,11 +47,19 @@ def test_a_send_interrupted_by_a_crash_becomes_uncertain_not_resent(tmp_path: Pa
     assert after.delivered_ids("ada") == {"arxiv:1"}, "uncertain entries must not be repeated"
 
 
-def test_skipped_period_is_recorded_once(tmp_path: Path) -> None:
+def test_a_skipped_period_is_one_row_that_stays_open(tmp_path: Path) -> None:
+    from datetime import timedelta
+
     ledger = Ledger(tmp_path)
     assert ledger.mark_skipped("ada", "p", "nothing matched", NOW)
-    assert not ledger.mark_skipped("ada", "p", "nothing matched", NOW)
-    assert ledger.rows(status=DeliveryStatus.SKIPPED)[0].error == "nothing matched"
+    later = NOW + timedelta(hours=1)
+    assert ledger.mark_skipped("ada", "p", "nothing matched", later), "looked again: the time moves"
+    (row,) = ledger.rows(status=DeliveryStatus.SKIPPED)
+    assert row.error == "nothing matched" and row.updated_at == later
+    assert ledger.claim("ada", "p", ["arxiv:1"], "outbox", later), "a skip is not a send"
+    ledger.mark_sent("ada", "p", "id", later)
+    assert not ledger.mark_skipped("ada", "p", "nothing matched", later), "a settled period is never changed"
+    assert ledger.get("ada", "p").status is DeliveryStatus.SENT  # type: ignore[union-attr]
 
 
 def test_concurrent_claims_let_exactly_one_thread_send(tmp_path: Path) -> None:
@@ -70,3 +78,17 @@ def test_an_unsubscribe_is_recorded_durably(tmp_path: Path) -> None:
     ledger.record_unsubscribe("ada", NOW)
     ledger.close()
     assert Ledger(tmp_path).unsubscribed_at("ada") == NOW
+
+
+def test_an_older_ledgers_covered_rows_become_covered(tmp_path: Path) -> None:
+    import sqlite3
+
+    Ledger(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    db.execute(
+        "INSERT INTO deliveries (reader, period, status, error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        ("ada", "2026-11-22", "skipped", "covered by the forced send for 2026-11-23", NOW.isoformat(), NOW.isoformat()),
+    )
+    db.commit()
+    db.close()
+    assert Ledger(tmp_path).get("ada", "2026-11-22").status is DeliveryStatus.COVERED  # type: ignore[union-attr]

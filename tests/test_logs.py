@@ -24,11 +24,18 @@ REPORT = RunReport(
 )
 
 
+def log_as_a_run_does(report: RunReport) -> None:
+    """Sources and deliveries are logged as they happen (by the app); the report adds the totals."""
+    logs.log_sources(report.sources)
+    logs.log_deliveries(report.deliveries)
+    logs.log_report(report)
+
+
 def test_human_lines_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(logs.ENV_FORMAT, raising=False)
     out = io.StringIO()
     logs.setup(stream=out)
-    logs.log_report(REPORT)
+    log_as_a_run_does(REPORT)
     text = out.getvalue()
     assert "source arxiv: 3 new" in text
     assert "WARNING source blog failed: HTTP 503" in text
@@ -42,7 +49,7 @@ def test_json_lines_with_one_run_id_from_flag_or_env(monkeypatch: pytest.MonkeyP
         monkeypatch.setenv(logs.ENV_FORMAT, env)
         out = io.StringIO()
         run_id = logs.setup(flag, stream=out)
-        logs.log_report(REPORT)
+        log_as_a_run_does(REPORT)
         records = [json.loads(line) for line in out.getvalue().splitlines()]
         assert len(records) == 6
         assert {r["run_id"] for r in records} == {run_id}

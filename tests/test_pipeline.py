@@ -183,3 +183,56 @@ def test_a_day_with_nothing_new_is_said_in_the_feed(settings: Settings, clock: C
     feed = feedparser.parse((settings.paths.feeds_dir / "ada.xml").read_bytes())
     assert "Nothing new matched your interests for 2026-11-24." in feed.feed.description
     assert feed.entries, "the papers of the day before stay in the feed"
+
+
+# -- a skip is not a send; a failure can be sent again (issue 13) -------------------------------------------
+
+
+def test_a_day_skipped_while_offline_is_sent_once_when_papers_arrive(settings: Settings, clock: Clock) -> None:
+    online = settings.sources
+    offline = settings.model_copy(update={"sources": ()})
+    with make_app(offline, clock=clock) as app:
+        first = app.run(force=True)  # no source yet: nothing can match
+    assert {r.reader: r.status for r in first.deliveries} == dict.fromkeys(
+        ("ada", "alan", "grace"), DeliveryStatus.SKIPPED
+    )
+    clock.now += timedelta(minutes=20)
+    with make_app(settings.model_copy(update={"sources": online}), clock=clock) as app:
+        later = app.run(force=True)  # the same day, now with 334 new entries
+        assert set(sent(list(later.deliveries))) == {"ada", "alan", "grace"}
+        clock.now += timedelta(minutes=20)
+        again = app.run(force=True)
+    assert sent(list(again.deliveries)) == {}
+    assert all(r.already and r.status is DeliveryStatus.SENT for r in again.deliveries)
+    assert len(list(settings.paths.outbox_dir.glob("*/ada.eml"))) == 1
+
+
+def test_a_failed_digest_is_sent_again_by_resend_and_status_tells_the_truth(settings: Settings, clock: Clock) -> None:
+    from click.testing import CliRunner
+
+    from newsletter.cli import cli
+
+    settings.paths.outbox_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.paths.outbox_dir.write_text("not a folder")  # every send fails for good: the outbox is unusable
+    with make_app(settings, clock=clock) as app:
+        report = app.run(force=True)
+        assert {r.status for r in report.deliveries} == {DeliveryStatus.FAILED}
+        status = app.status()
+        assert {r.reader for r in status.failed} == {"ada", "alan", "grace"}
+        forced = report.deliveries[0].period
+        scheduled = {r.period for r in app.ledger.rows(reader="ada")}
+        assert scheduled == {forced}, "a failed forced send covers no other period"
+    settings.paths.outbox_dir.unlink()  # the operator fixes it
+    config = settings.paths.profiles_dir.parent / "newsletter.toml"
+    config.write_text(f'[paths]\ndata_dir = "{settings.paths.data_dir.name}"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "resend", "ada"], obj={"clock": clock})
+    assert result.exit_code == 0, result.output
+    assert f"sent     ada: 10 papers for {forced}" in result.output
+    assert len(list(settings.paths.outbox_dir.glob("*/ada.eml"))) == 1
+    again = CliRunner().invoke(
+        cli, ["--config", str(config), "resend", "ada", "--period", forced], obj={"clock": clock}
+    )
+    assert again.exit_code == 1
+    assert f"the digest of ada for {forced} is sent: a digest is never sent twice" in again.output
+    with make_app(settings, clock=clock) as app:
+        assert {r.reader for r in app.status().failed} == {"alan", "grace"}

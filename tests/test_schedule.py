@@ -8,6 +8,7 @@ real .eml file in a real outbox.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -18,16 +19,18 @@ from servekit import SMTPServer, make_settings, outbox, write_feed, write_reader
 from newsletter.config import ScheduleSettings, Settings
 from newsletter.pipeline import make_app
 from newsletter.schedule import (
+    Due,
     current_period,
-    due_readers,
     fetch_overdue,
     health,
+    is_open,
     last_fetch_slot,
+    plan,
     quiet_days,
 )
 from newsletter.serve import Service
 from newsletter.store import SourceState
-from newsletter.types import Delivery, DeliveryStatus, Interests, Profile
+from newsletter.types import Delivery, DeliveryResult, DeliveryStatus, Interests, Profile
 
 
 def profile(tz: str, at: str, frequency: str = "daily") -> Profile:
@@ -71,13 +74,57 @@ def test_weekly_period_is_the_iso_week_of_the_last_send_day() -> None:
     assert current_period(p, utc(2026, 11, 29, 12, 0)).key == "2026-W48"
 
 
-def test_due_readers_asks_the_ledger_and_skips_paused() -> None:
-    a, b = profile("UTC", "07:00"), profile("UTC", "07:00")
+def due(decisions: list[object]) -> list[str]:
+    return [d.profile.id for d in decisions if isinstance(d, Due)]
+
+
+def test_plan_asks_the_ledger_snapshot_and_skips_paused() -> None:
+    a = profile("UTC", "07:00")
     b = Profile("b", "b@example.org", "B", "UTC", time(7), "daily", Interests(), paused=True)
-    settled = {("r", "2026-11-22")}
+    rows = {("r", "2026-11-22"): Delivery("r", "2026-11-22", DeliveryStatus.SENT, updated_at=utc(2026, 11, 22, 7))}
     now = utc(2026, 11, 23, 6, 0)
-    assert due_readers([a, b], now, lambda r, k: (r, k) in settled) == []
-    assert due_readers([a, b], now + timedelta(hours=1), lambda r, k: (r, k) in settled) == [a]
+    assert due(plan([a, b], rows, {}, None, now)) == []
+    assert due(plan([a, b], rows, {}, None, now + timedelta(hours=1))) == ["r"]
+    decisions = plan([a, b], rows, {}, None, now)
+    assert [(d.status, d.already) for d in decisions if isinstance(d, DeliveryResult)] == [
+        (DeliveryStatus.SENT, True),
+        (DeliveryStatus.SKIPPED, False),
+    ]
+
+
+def test_a_reader_unsubscribed_only_in_the_ledger_is_not_due() -> None:
+    edited = utc(2026, 11, 20, 9)
+    a = replace(profile("UTC", "07:00"), mtime=edited)
+    now = utc(2026, 11, 23, 8, 0)
+    assert due(plan([a], {}, {"r": edited + timedelta(hours=1)}, None, now)) == []
+    assert due(plan([a], {}, {"r": edited - timedelta(hours=1)}, None, now)) == ["r"], "edited since: resumed"
+
+
+def test_a_skip_is_not_a_send_the_period_reopens_when_entries_arrive() -> None:
+    skipped_at = utc(2026, 11, 23, 7, 0)
+    row = Delivery("r", "2026-11-23", DeliveryStatus.SKIPPED, error="nothing new matched", updated_at=skipped_at)
+    assert not is_open(row, None)
+    assert not is_open(row, skipped_at - timedelta(minutes=1)), "nothing new since the skip"
+    assert is_open(row, skipped_at + timedelta(hours=3))
+    assert not is_open(row, skipped_at + timedelta(hours=3), late=True), "long after the send time: wait"
+    assert is_open(None, None) and is_open(replace(row, status=DeliveryStatus.PLANNED), None)
+    for settled in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN, DeliveryStatus.COVERED):
+        assert not is_open(replace(row, status=settled), skipped_at + timedelta(days=1))
+    late_papers = utc(2026, 11, 23, 9, 0)  # the source was down at 07:00
+    assert due(plan([profile("UTC", "07:00")], {("r", "2026-11-23"): row}, {}, late_papers, late_papers)) == ["r"]
+    evening = utc(2026, 11, 23, 20, 0)  # tomorrow's listing: it waits for tomorrow's 07:00
+    assert due(plan([profile("UTC", "07:00")], {("r", "2026-11-23"): row}, {}, evening, evening)) == []
+    assert due(plan([profile("UTC", "07:00")], {("r", "2026-11-23"): row}, {}, evening, evening, force=True)) == ["r"]
+
+
+def test_a_forced_send_covers_the_scheduled_period_only_through_the_send() -> None:
+    now = utc(2026, 11, 23, 5, 0)  # before the 07:00 send time: the scheduler's period is still the 22nd
+    (d,) = plan([profile("UTC", "07:00")], {}, {}, None, now, force=True)
+    assert isinstance(d, Due) and d.period.key == "2026-11-23" and d.covers is not None
+    assert d.covers.key == "2026-11-22"
+    sent = {("r", "2026-11-22"): Delivery("r", "2026-11-22", DeliveryStatus.SENT, updated_at=now)}
+    (d,) = plan([profile("UTC", "07:00")], sent, {}, None, now, force=True)
+    assert isinstance(d, Due) and d.covers is None, "already settled: nothing to cover"
 
 
 def test_fetch_is_overdue_when_the_daily_slot_passed_without_one() -> None:

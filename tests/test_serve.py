@@ -73,7 +73,7 @@ def test_status_shows_sources_skipped_readers_and_works_while_locked(site: Path)
         app.fetch()
         Service(app).tick()
         # `serve` holds the lock right now; status must still answer
-        result = CliRunner().invoke(cli, ["--config", str(site), "status"])
+        result = CliRunner().invoke(cli, ["--config", str(site), "status"], obj={"clock": clock})
     assert result.exit_code == 0, result.output
     out = result.output
     assert "source     lab: ok, last fetch 2026-11-23 09:00 UTC" in out
@@ -81,7 +81,7 @@ def test_status_shows_sources_skipped_readers_and_works_while_locked(site: Path)
     assert "skipped    bob 2026-11-23: nothing new matched" in out
     assert "last send  2026-11-23 09:00 UTC" in out
 
-    data = json.loads(CliRunner().invoke(cli, ["--config", str(site), "status", "--json"]).output)
+    data = json.loads(CliRunner().invoke(cli, ["--config", str(site), "status", "--json"], obj={"clock": clock}).output)
     assert data["healthy"] is True
     assert [s["name"] for s in data["sources"] if s["failures"]] == ["gone"]
 
@@ -220,3 +220,33 @@ def test_serve_end_to_end_feeds_healthz_and_a_second_serve(tmp_path: Path) -> No
         assert server.stop() == 0, "".join(server.lines)
     finally:
         server.kill()
+
+
+def test_sigterm_during_run_finishes_the_send_in_flight_and_records_it(tmp_path: Path, smtp_held: SMTPServer) -> None:
+    """systemd stops `newsletter run` with SIGTERM: like SIGINT, the send in flight finishes and is recorded."""
+    config = write_config(tmp_path, smtp_held.port, concurrency=1)
+    write_feed(tmp_path / "lab.xml", [date.today()])
+    for reader in ("ada", "grace"):
+        write_reader(tmp_path / "profiles", reader, "UTC", "00:00")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "--config", str(config), "run", "--now"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert smtp_held.arrived.wait(60), "one digest is in flight, held by the server"
+        proc.send_signal(signal.SIGTERM)
+        threading.Timer(1.0, smtp_held.release.set).start()  # the server answers after the signal landed
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    ledger = Ledger(load_settings(config).paths.data_dir)
+    try:
+        rows = ledger.rows()
+    finally:
+        ledger.close()
+    assert [r.status for r in rows] == [DeliveryStatus.SENT], out  # recorded as sent, not left "sending"
+    assert len(smtp_held.messages) == 1, "no new send started after the signal"
+    assert "not sent: the run was stopped; the next run sends it" in out
