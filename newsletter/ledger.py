@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS unsubscribes (
     reader  TEXT PRIMARY KEY,
     at      TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aliases (
+    old  TEXT PRIMARY KEY,
+    new  TEXT NOT NULL,
+    at   TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS delivered (
     reader    TEXT NOT NULL,
     entry_id  TEXT NOT NULL,
@@ -372,6 +377,31 @@ class Ledger:
     def unsubscribed_at(self, reader: str) -> datetime | None:
         r = self._query_one("SELECT at FROM unsubscribes WHERE reader = ?", (reader,))
         return datetime.fromisoformat(r[0]) if r else None
+
+    # -- renamed profile files --------------------------------------------------------
+
+    def rename_reader(self, old: str, new: str, now: datetime) -> None:
+        """A reader's profile file was renamed (*old* -> *new* stem, same address): their history follows.
+
+        Every row moves in one transaction, and *old* stays an alias, so links
+        in digests already sent (feed, unsubscribe) keep working.
+        """
+        with self._tx() as db:
+            for table in ("deliveries", "feed_items", "delivered", "unsubscribes"):
+                db.execute(f"UPDATE OR IGNORE {table} SET reader = ? WHERE reader = ?", (new, old))
+                db.execute(f"DELETE FROM {table} WHERE reader = ?", (old,))
+            db.execute("UPDATE aliases SET new = ? WHERE new = ?", (new, old))
+            db.execute(
+                "INSERT INTO aliases (old, new, at) VALUES (?, ?, ?) "
+                "ON CONFLICT (old) DO UPDATE SET new = excluded.new",
+                (old, new, now.isoformat()),
+            )
+            db.execute("DELETE FROM aliases WHERE old = new")
+
+    def resolve(self, reader: str) -> str:
+        """The reader id a (possibly old) id now stands for: links in old digests name old ids."""
+        r = self._query_one("SELECT new FROM aliases WHERE old = ?", (reader,))
+        return str(r[0]) if r else reader
 
     # -- questions the pipeline asks ---------------------------------------------
 

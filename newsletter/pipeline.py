@@ -139,8 +139,22 @@ class App:
     # -- profiles ------------------------------------------------------------------
 
     def load_profiles(self) -> profile_files.LoadResult:
-        """Read every profile file and sync the valid ones into the store."""
+        """Read every profile file and sync the valid ones into the store.
+
+        A reader is their address: a file renamed since the last sync (a new
+        name, an address that was another name's) takes that name's history
+        with it, so the reader gets no second digest and old links still work.
+        """
         loaded = profile_files.load_profiles(self.settings.paths.profiles_dir)
+        before = self.store.profile_docs()
+        current = {p.id for p in loaded.profiles}
+        key = profile_files.reader_key
+        gone = {key(str(doc.get("email", ""))): old for old, doc in before.items() if old not in current}
+        for p in loaded.profiles:
+            old = gone.get(key(p.email))
+            if p.id not in before and old is not None:
+                self.ledger.rename_reader(old, p.id, self.clock())
+                log.info("reader %s was renamed %s: their history follows", old, p.id, extra={"reader": p.id})
         self.store.sync_profiles(loaded.profiles)
         return loaded
 

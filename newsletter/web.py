@@ -98,6 +98,7 @@ class _Web:
         reader = self.app.tokens.check_unsubscribe(str(request.path_params["token"]))
         if reader is None:
             return _bad_token()
+        reader = self.app.ledger.resolve(reader)
         try:
             with self._write:
                 pause(self.app, reader)
@@ -117,6 +118,7 @@ class _Web:
         token, dot, suffix = name.rpartition(".")
         kinds = {"xml": ("rss", "application/rss+xml"), "atom": ("atom", "application/atom+xml")}
         reader = self.app.tokens.check_feed(token) if dot and suffix in kinds else None
+        reader = self.app.ledger.resolve(reader) if reader is not None else None
         if reader is None:
             return Response("no such feed\n", status_code=404, media_type="text/plain")
         kind, media = kinds[suffix]

@@ -236,3 +236,27 @@ def test_a_failed_digest_is_sent_again_by_resend_and_status_tells_the_truth(sett
     assert f"the digest of ada for {forced} is sent: a digest is never sent twice" in again.output
     with make_app(settings, clock=clock) as app:
         assert {r.reader for r in app.status().failed} == {"alan", "grace"}
+
+
+def test_a_renamed_profile_file_keeps_its_history_and_its_links(settings: Settings, clock: Clock) -> None:
+    """A reader is their address, not their file name (issue 14): a rename sends no second digest."""
+    from starlette.testclient import TestClient
+
+    from newsletter.web import create_web_app
+
+    with make_app(settings, clock=clock) as app:
+        first = app.run(force=True)
+        assert "ada" in sent(list(first.deliveries))
+        old_link = f"/unsubscribe/{app.tokens.unsubscribe('ada')}"
+    profiles_dir = settings.paths.profiles_dir
+    (profiles_dir / "ada.toml").rename(profiles_dir / "ada-lovelace.toml")
+    clock.now += timedelta(minutes=30)
+    with make_app(settings, clock=clock) as app:
+        again = app.run(force=True)
+        lovelace = next(r for r in again.deliveries if r.reader == "ada-lovelace")
+        assert lovelace.already and lovelace.status is DeliveryStatus.SENT, lovelace
+        assert app.ledger.rows(reader="ada") == []
+        assert len(app.ledger.rows(reader="ada-lovelace")) == 1
+        assert TestClient(create_web_app(app)).post(old_link).status_code == 200, "old links still work"
+    assert "paused = true" in (profiles_dir / "ada-lovelace.toml").read_text()
+    assert len(list(settings.paths.outbox_dir.glob("*/ada*.eml"))) == 1
