@@ -508,6 +508,29 @@ def preview(ctx: click.Context, reader: str, days: int, open_html: bool) -> None
         click.launch(str(html_path))
 
 
+@cli.command()
+@click.argument("reader")
+@click.pass_context
+def feedback(ctx: click.Context, reader: str) -> None:
+    """List READER's ratings ("more like this" / "less like this") and what they do.
+
+    The profile file's [feedback] section is the truth (edit it to take a
+    rating back); the dates come from the ledger.
+
+    \b
+    Example:
+        newsletter feedback example
+    """
+    with _app(ctx, read_only=True) as app:
+        rows = app.feedback(reader)
+    if not rows:
+        click.echo(f"{reader} has rated no paper yet; each paper in the digest has the links for it.")
+    for row in rows:
+        when = f"{row.at:%Y-%m-%d}" if row.at else "by hand"
+        effect = "acts as a seed paper" if row.choice == "liked" else "papers like it rank lower"
+        click.echo(f"{row.choice:<9} {when:<10} {row.entry_id.removeprefix('arxiv:'):<12} {row.title}  ({effect})")
+
+
 # -- serve / status ----------------------------------------------------------------------
 
 

@@ -109,6 +109,32 @@ class Tokens:
     def __init__(self, secret: str) -> None:
         self._unsubscribe = itsdangerous.URLSafeTimedSerializer(secret, salt="newsletter.unsubscribe")
         self._feed = itsdangerous.URLSafeSerializer(secret, salt="newsletter.feed")
+        self._rating = itsdangerous.URLSafeSerializer(secret, salt="newsletter.rating")
+        self._form = itsdangerous.URLSafeTimedSerializer(secret, salt="newsletter.form")
+
+    def rating(self, reader: str, entry_id: str, choice: str) -> str:
+        """A "more like this" (``liked``) / "less like this" (``disliked``) link's token: one reader, one paper."""
+        return str(self._rating.dumps([reader, entry_id, choice]))
+
+    def check_rating(self, token: str) -> tuple[str, str, str] | None:
+        """``(reader, entry id, choice)``, or None for a forged or damaged token."""
+        try:
+            value = self._rating.loads(token)
+        except itsdangerous.BadData:
+            return None
+        if isinstance(value, list) and len(value) == 3 and all(isinstance(v, str) for v in value):
+            return value[0], value[1], value[2]
+        return None
+
+    def form(self, token: str) -> str:
+        """A nonce for the confirmation form of the page *token* opened: POSTs need a page shown recently."""
+        return str(self._form.dumps(token))
+
+    def check_form(self, nonce: str, token: str, *, max_age: int = 3600) -> bool:
+        try:
+            return bool(self._form.loads(nonce, max_age=max_age) == token)
+        except itsdangerous.BadData:
+            return False
 
     def unsubscribe(self, reader: str) -> str:
         return str(self._unsubscribe.dumps(reader))

@@ -57,6 +57,13 @@ CREATE TABLE IF NOT EXISTS unsubscribes (
     reader  TEXT PRIMARY KEY,
     at      TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ratings (
+    reader    TEXT NOT NULL,
+    entry_id  TEXT NOT NULL,
+    choice    TEXT,
+    at        TEXT NOT NULL,
+    PRIMARY KEY (reader, entry_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS aliases (
     old  TEXT PRIMARY KEY,
     new  TEXT NOT NULL,
@@ -378,6 +385,26 @@ class Ledger:
         r = self._query_one("SELECT at FROM unsubscribes WHERE reader = ?", (reader,))
         return datetime.fromisoformat(r[0]) if r else None
 
+    # -- ratings ("more like this" / "less like this") ------------------------------------
+
+    def record_rating(self, reader: str, entry_id: str, choice: str | None, at: datetime) -> None:
+        """Durably note a rating (None: taken back) before it is written into the profile file.
+
+        The file is the source of truth for the ranking; this record is the
+        history ``newsletter feedback`` shows and what rate limits count.
+        """
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO ratings (reader, entry_id, choice, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (reader, entry_id) DO UPDATE SET choice = excluded.choice, at = excluded.at",
+                (reader, entry_id, choice, at.isoformat()),
+            )
+
+    def ratings(self, reader: str) -> dict[str, tuple[str | None, datetime]]:
+        """The reader's ratings by entry id: ``(choice, when)``, latest first."""
+        rows = self._query("SELECT entry_id, choice, at FROM ratings WHERE reader = ? ORDER BY at DESC", (reader,))
+        return {e: (c, datetime.fromisoformat(at)) for e, c, at in rows}
+
     # -- renamed profile files --------------------------------------------------------
 
     def rename_reader(self, old: str, new: str, now: datetime) -> None:
@@ -387,7 +414,7 @@ class Ledger:
         in digests already sent (feed, unsubscribe) keep working.
         """
         with self._tx() as db:
-            for table in ("deliveries", "feed_items", "delivered", "unsubscribes"):
+            for table in ("deliveries", "feed_items", "delivered", "unsubscribes", "ratings"):
                 db.execute(f"UPDATE OR IGNORE {table} SET reader = ? WHERE reader = ?", (new, old))
                 db.execute(f"DELETE FROM {table} WHERE reader = ?", (old,))
             db.execute("UPDATE aliases SET new = ? WHERE new = ?", (new, old))

@@ -47,6 +47,7 @@ from .types import (
     Entry,
     Match,
     Profile,
+    Rating,
     Reason,
     ReasonKind,
     RunReport,
@@ -467,6 +468,24 @@ class App:
         ]
 
     # -- everything --------------------------------------------------------------------
+
+    def feedback(self, reader_id: str) -> list[Rating]:
+        """The reader's ratings as their file holds them, newest first, with titles and the ledger's dates."""
+        profile = self.profile(reader_id)
+        history = self.ledger.ratings(profile.id)
+        ids = [*profile.feedback.liked, *profile.feedback.disliked]
+        entries = self.store.get_entries(ids)
+        rows = [
+            Rating(
+                i,
+                choice,
+                entries[i].title if i in entries else "(not in the store yet)",
+                history.get(i, (None, None))[1],
+            )
+            for choice, group in (("liked", profile.feedback.liked), ("disliked", profile.feedback.disliked))
+            for i in group
+        ]
+        return sorted(rows, key=lambda r: r.at or datetime.min.replace(tzinfo=UTC), reverse=True)
 
     def write_preview_html(self, digest: Digest) -> Path:
         """The digest's email as an HTML file in the data folder (``preview --open``); nothing is sent."""

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import _toml
 from .config import HHMM, email_address
 from .errors import ProfileError
-from .types import Interests, Keyword, Profile
+from .types import Feedback, Interests, Keyword, Profile
 
 ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.IGNORECASE)
 _READER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -130,6 +130,32 @@ class InterestsFile(_Strict):
         return self
 
 
+MAX_RATINGS = 500
+"""Ratings kept per list; the oldest go first."""
+_ENTRY_ID = re.compile(
+    r"^(?:arxiv:)?(?:\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$|^(?:doi|title):\S+$", re.I
+)
+
+
+class FeedbackFile(_Strict):
+    """Ratings written by the "more like this" / "less like this" links; the reader may edit them."""
+
+    liked: list[str] = Field(
+        default_factory=list, max_length=MAX_RATINGS, description='Papers rated "more like this" (arXiv ids).'
+    )
+    disliked: list[str] = Field(
+        default_factory=list, max_length=MAX_RATINGS, description='Papers rated "less like this" (arXiv ids).'
+    )
+
+    @field_validator("liked", "disliked")
+    @classmethod
+    def _ids(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _ENTRY_ID.match(item.strip()):
+                raise ValueError(f'{item!r} is not a paper id; use an arXiv id like "2402.15627"')
+        return value
+
+
 class ProfileFile(_Strict):
     """One reader's profile file (TOML)."""
 
@@ -151,6 +177,7 @@ class ProfileFile(_Strict):
     skip_empty: bool = Field(default=True, description="No email on days with nothing relevant.")
     paused: bool = Field(default=False, description="Set by one-click unsubscribe; set false to resume.")
     interests: InterestsFile
+    feedback: FeedbackFile = Field(default_factory=FeedbackFile)
 
     @field_validator("email")
     @classmethod
@@ -282,7 +309,22 @@ def _to_profile(m: ProfileFile, reader: str, path: Path) -> Profile:
         skip_empty=m.skip_empty,
         paused=m.paused,
         path=path,
+        feedback=Feedback(
+            liked=tuple(dict.fromkeys(_entry_id(i) for i in m.feedback.liked)),
+            disliked=tuple(dict.fromkeys(_entry_id(i) for i in m.feedback.disliked)),
+        ),
     )
+
+
+def _entry_id(value: str) -> str:
+    """A rated paper's id as the store keys it: ``arxiv:2402.15627`` for an arXiv id, else as written."""
+    arxiv = canonical_arxiv_id(value)
+    return f"arxiv:{arxiv}" if arxiv else value.strip()
+
+
+def _file_id(entry_id: str) -> str:
+    """How a rating is written in the file: the bare arXiv id where there is one (what people copy)."""
+    return entry_id.removeprefix("arxiv:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +434,46 @@ def set_paused(path: Path, paused: bool) -> None:
     except (OSError, UnicodeDecodeError, tomlkit.exceptions.TOMLKitError) as e:
         value = str(paused).lower()
         raise ProfileError(path, None, f"cannot set `paused = {value}` ({e}); edit the file by hand") from e
+
+
+FEEDBACK_COMMENT = "written by the links in your digest; edit freely"
+
+
+def set_rating(path: Path, entry_id: str, choice: str | None) -> Feedback:
+    """Write one rating into the profile file's ``[feedback]`` section, keeping comments and edits.
+
+    *choice* is ``"liked"``, ``"disliked"`` or None (take the rating back).
+    The paper leaves the other list; each list keeps its newest
+    :data:`MAX_RATINGS`.  Returns the feedback as the file now has it.
+    """
+    from .store import atomic_write
+
+    if choice not in ("liked", "disliked", None):
+        raise ValueError(choice)
+    try:
+        text, _ = read_profile_text(path)
+        doc = tomlkit.parse(text.removeprefix("\ufeff"))
+        table = doc.get("feedback")
+        if table is None:
+            table = tomlkit.table()
+            table.comment(FEEDBACK_COMMENT)
+            doc["feedback"] = table
+        written = _file_id(entry_id)
+        lists: dict[str, list[str]] = {}
+        for name in ("liked", "disliked"):
+            current = [str(x) for x in table.get(name, [])]
+            keep = [x for x in current if _entry_id(x) != entry_id]
+            if name == choice:
+                keep = [*keep, written][-MAX_RATINGS:]
+            lists[name] = keep
+            if keep != current or name not in table:
+                array = tomlkit.array()
+                array.extend(keep)
+                table[name] = array
+        atomic_write(path, tomlkit.dumps(doc).encode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomlkit.exceptions.TOMLKitError) as e:
+        raise ProfileError(path, None, f"cannot write the rating ({e}); add it under [feedback] by hand") from e
+    return Feedback(tuple(map(_entry_id, lists["liked"])), tuple(map(_entry_id, lists["disliked"])))
 
 
 def missing_papers(profile: Profile, known_ids: Sequence[str]) -> list[str]:

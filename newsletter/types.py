@@ -85,6 +85,31 @@ class Interests:
 
 
 @dataclass(frozen=True, slots=True)
+class Feedback:
+    """The reader's ratings, as their profile file's ``[feedback]`` section holds them (the file is the truth)."""
+
+    liked: tuple[str, ...] = ()
+    """Entry ids rated "more like this", oldest first: they act as seed papers."""
+    disliked: tuple[str, ...] = ()
+    """Entry ids rated "less like this", oldest first: they push similar papers down."""
+
+    def __bool__(self) -> bool:
+        return bool(self.liked or self.disliked)
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """One rating as ``newsletter feedback`` lists it."""
+
+    entry_id: str
+    choice: str
+    """``liked`` or ``disliked``."""
+    title: str
+    at: datetime | None
+    """When the link was confirmed; None for an id the reader wrote into the file by hand."""
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """One reader, as validated from their profile file."""
 
@@ -105,6 +130,7 @@ class Profile:
     path: Path | None = None
     mtime: datetime | None = None
     """The file's modification time when it was loaded (aware, UTC)."""
+    feedback: Feedback = Feedback()
 
 
 class ReasonKind(enum.StrEnum):

@@ -62,6 +62,8 @@ def create_web_app(app: App) -> Starlette:
         Route("/unsubscribe/{token}", web.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["POST"]),
         Route("/feeds/{name}", web.feed, methods=["GET"]),
+        Route("/rate/{token}", web.rating_page, methods=["GET"]),
+        Route("/rate/{token}", web.rate, methods=["POST"]),
         Route("/healthz", web.healthz, methods=["GET"]),
     ]
     return Starlette(routes=routes)
@@ -71,8 +73,103 @@ class _Web:
     """The handlers; plain functions run in Starlette's thread pool (they do file I/O)."""
 
     def __init__(self, app: App) -> None:
+        from .ratings import Ratings
+
         self.app = app
         self._write = threading.Lock()
+        self.ratings = Ratings(app.ledger)
+
+    # -- ratings ("more like this" / "less like this") -------------------------------------
+
+    def _rating(self, token: str) -> tuple[str, str, str] | None:
+        found = self.app.tokens.check_rating(token)
+        if found is None:
+            return None
+        reader, entry_id, choice = found
+        return self.app.ledger.resolve(reader), entry_id, choice
+
+    def _paper_title(self, entry_id: str) -> str:
+        entry = self.app.store.get_entries([entry_id]).get(entry_id)
+        return entry.title if entry is not None else entry_id.removeprefix("arxiv:")
+
+    def _rating_form(self, token: str, label: str, *, undo: bool = False) -> str:
+        nonce = html.escape(self.app.tokens.form(token))
+        action = html.escape(f"/rate/{token}")
+        field = '<input type="hidden" name="undo" value="1">' if undo else ""
+        return (
+            f'<form method="post" action="{action}"><input type="hidden" name="nonce" value="{nonce}">{field}'
+            f'<button type="submit">{html.escape(label)}</button></form>'
+        )
+
+    def rating_page(self, request: Request) -> Response:
+        """The page a rating link opens: the paper, the choice marked, one button. A GET records nothing."""
+        from starlette.responses import HTMLResponse
+
+        from .ratings import CHOICES
+
+        token = str(request.path_params["token"])
+        found = self._rating(token)
+        if found is None or found[2] not in CHOICES:
+            return _bad_token()
+        reader, entry_id, choice = found
+        other = "disliked" if choice == "liked" else "liked"
+        other_url = html.escape(f"/rate/{self.app.tokens.rating(reader, entry_id, other)}")
+        body = (
+            f"<p>{html.escape(CHOICES[choice])}:</p><p><strong>{html.escape(self._paper_title(entry_id))}</strong></p>"
+            f"<p>Your digest learns from this: the next ones rank papers like it "
+            f"{'higher' if choice == 'liked' else 'lower'}. It is written into your profile, where you can "
+            f"take it back any time.</p>{self._rating_form(token, 'Confirm: ' + CHOICES[choice].lower())}"
+            f'<p><a href="{other_url}">No: {html.escape(CHOICES[other].lower())}</a></p>'
+        )
+        return HTMLResponse(_page(CHOICES[choice] + "?", body), headers=_NO_STORE)
+
+    async def rate(self, request: Request) -> Response:
+        """Confirm (or undo) a rating: needs the form nonce of a page shown in the last hour."""
+        from urllib.parse import parse_qs
+
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import HTMLResponse
+
+        from .ratings import CHOICES, RateLimitError
+
+        token = str(request.path_params["token"])
+        found = self._rating(token)
+        if found is None or found[2] not in CHOICES:
+            return _bad_token()
+        if not _same_origin(request, self.app.settings.site.base_url):
+            return HTMLResponse(_page("Not allowed", "<p>This form must be sent from its own page.</p>"), 403)
+        raw = await request.body()
+        form = parse_qs(raw[:4096].decode("utf-8", "replace"))
+        nonce = (form.get("nonce") or [""])[0]
+        if not self.app.tokens.check_form(nonce, token):
+            return HTMLResponse(
+                _page("Please use the button", "<p>Open the link in your digest again and press the button.</p>"),
+                status_code=400,
+                headers=_NO_STORE,
+            )
+        reader, entry_id, choice = found
+        undo = (form.get("undo") or [""])[0] == "1"
+        profile = _profile(self.app, reader)
+        if profile is None or profile.path is None:
+            return _bad_token()
+        address = request.client.host if request.client else "?"
+        try:
+            await run_in_threadpool(
+                self.ratings.rate, reader, profile.path, entry_id, None if undo else choice, address
+            )
+        except RateLimitError as e:
+            return HTMLResponse(_page("Too many ratings", f"<p>{html.escape(str(e))}</p>"), status_code=429)
+        except (NewsletterError, OSError) as e:
+            return HTMLResponse(_page("Please try again", f"<p>{html.escape(str(e))}</p>"), status_code=503)
+        title = html.escape(self._paper_title(entry_id))
+        if undo:
+            body = f"<p>Rating taken back for <strong>{title}</strong>.</p>"
+            return HTMLResponse(_page("Taken back", body), headers=_NO_STORE)
+        body = (
+            f"<p>Saved: {html.escape(CHOICES[choice].lower())} <strong>{title}</strong>.</p>"
+            f"<p>Your next digest uses it.</p>{self._rating_form(token, 'Undo', undo=True)}"
+        )
+        return HTMLResponse(_page("Thank you", body), headers=_NO_STORE)
 
     # -- unsubscribe -----------------------------------------------------------------
 
@@ -193,12 +290,28 @@ def _profile(app: App, reader: str) -> Any:
     path = _profile_path(app, reader)
     if path is None:
         return None
-    return profile_files.parse_profile(path.read_text(encoding="utf-8"), path)
+    return profile_files.load_profile(path, app.settings.paths.profiles_dir)
 
 
 def health(app: App) -> dict[str, Any]:
     """Last fetch per source, last send, failing sources; unhealthy when all fail."""
     return app.status().as_json()
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _same_origin(request: Request, base_url: str) -> bool:
+    """A browser POST from another site carries its Origin: refuse it (CSRF); no Origin is a plain client."""
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin != "null"
+    from urllib.parse import urlsplit
+
+    ours = urlsplit(base_url)
+    theirs = urlsplit(origin)
+    host = request.headers.get("host", "")
+    return (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc) or theirs.netloc == host
 
 
 def _etags(header: str) -> set[str]:

@@ -1,0 +1,130 @@
+"""Rating a paper from the digest: "more like this" / "less like this" (issue 17).
+
+A link scanner that GETs or HEADs every link records nothing; only the page's
+button (a POST with a recent form nonce) does, durably in the ledger and then
+in the reader's profile file, keeping their comments.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from newsletter import profiles as profile_files
+from newsletter.config import Settings
+from newsletter.pipeline import App, make_app
+from newsletter.web import create_web_app
+
+PAPER = "arxiv:2510.19702"  # Q-HyViT, in the bundled fixture
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[App]:
+    with make_app(settings) as a:
+        a.fetch()
+        a.load_profiles()
+        yield a
+
+
+@pytest.fixture
+def client(app: App) -> TestClient:
+    return TestClient(create_web_app(app), follow_redirects=False, base_url="http://localhost:8080")
+
+
+def nonce_of(page: str) -> str:
+    found = re.search(r'name="nonce" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def confirm(client: TestClient, url: str, **extra: str) -> object:
+    page = client.get(url)
+    assert page.status_code == 200
+    return client.post(url, data={"nonce": nonce_of(page.text), **extra})
+
+
+def test_a_link_scanner_records_nothing(app: App, client: TestClient) -> None:
+    profile = app.settings.paths.profiles_dir / "ada.toml"
+    before = profile.read_text()
+    url = f"/rate/{app.tokens.rating('ada', PAPER, 'liked')}"
+    for method in ("GET", "HEAD", "GET"):
+        assert client.request(method, url).status_code == 200
+    assert app.ledger.ratings("ada") == {}
+    assert profile.read_text() == before
+    page = client.get(url).text
+    assert "More like this" in page and "Q-HyViT" in page and "<button" in page
+
+
+def test_confirming_records_it_and_writes_the_profile_keeping_comments(app: App, client: TestClient) -> None:
+    path = app.settings.paths.profiles_dir / "ada.toml"
+    r = confirm(client, f"/rate/{app.tokens.rating('ada', PAPER, 'liked')}")
+    assert r.status_code == 200 and "Saved" in r.text  # type: ignore[attr-defined]
+    assert app.ledger.ratings("ada")[PAPER][0] == "liked"
+    text = path.read_text()
+    assert text.startswith("# Ada's profile: edit this file"), "the reader's comments are kept"
+    assert "[feedback] # written by the links in your digest; edit freely" in text
+    assert 'liked = ["2510.19702"]' in text
+    assert profile_files.load_profile(path).feedback.liked == (PAPER,)
+    # changing one's mind moves it to the other list
+    confirm(client, f"/rate/{app.tokens.rating('ada', PAPER, 'disliked')}")
+    feedback = profile_files.load_profile(path).feedback
+    assert feedback.liked == () and feedback.disliked == (PAPER,)
+
+
+def test_undo_takes_the_rating_back(app: App, client: TestClient) -> None:
+    url = f"/rate/{app.tokens.rating('ada', PAPER, 'liked')}"
+    saved = confirm(client, url)
+    r = client.post(url, data={"nonce": nonce_of(saved.text), "undo": "1"})  # type: ignore[attr-defined]
+    assert r.status_code == 200 and "taken back" in r.text
+    assert not profile_files.load_profile(app.settings.paths.profiles_dir / "ada.toml").feedback
+    assert app.ledger.ratings("ada")[PAPER][0] is None
+
+
+def test_the_file_is_the_truth_deleting_an_id_takes_the_rating_back(app: App, client: TestClient) -> None:
+    path = app.settings.paths.profiles_dir / "ada.toml"
+    confirm(client, f"/rate/{app.tokens.rating('ada', PAPER, 'liked')}")
+    path.write_text(path.read_text().replace('liked = ["2510.19702"]', "liked = []"))
+    assert not profile_files.load_profile(path).feedback
+
+
+def test_posts_need_the_page_the_signature_and_our_origin(app: App, client: TestClient) -> None:
+    url = f"/rate/{app.tokens.rating('ada', PAPER, 'liked')}"
+    assert client.post(url, data={}).status_code == 400, "no form nonce: a scripted POST"
+    other = f"/rate/{app.tokens.rating('grace', PAPER, 'liked')}"
+    stolen = nonce_of(client.get(other).text)
+    assert client.post(url, data={"nonce": stolen}).status_code == 400, "a nonce is bound to its own link"
+    nonce = nonce_of(client.get(url).text)
+    assert client.post(url, data={"nonce": nonce}, headers={"Origin": "https://evil.example.com"}).status_code == 403
+    token = app.tokens.rating("ada", PAPER, "liked")
+    forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    assert client.get(f"/rate/{forged}").status_code == 400
+    assert app.ledger.ratings("ada") == {}
+
+
+def test_ratings_are_rate_limited_per_reader(app: App, client: TestClient) -> None:
+    from newsletter.ratings import READER_LIMIT
+
+    ids = [f"arxiv:2401.{10000 + i}" for i in range(READER_LIMIT[0] + 1)]
+    codes = [confirm(client, f"/rate/{app.tokens.rating('ada', i, 'liked')}").status_code for i in ids]  # type: ignore[attr-defined]
+    assert codes[:-1] == [200] * READER_LIMIT[0] and codes[-1] == 429
+
+
+def test_newsletter_feedback_lists_the_ratings_of_the_file(app: App, client: TestClient, settings: Settings) -> None:
+    from click.testing import CliRunner
+
+    from newsletter.cli import cli
+
+    confirm(client, f"/rate/{app.tokens.rating('ada', PAPER, 'liked')}")
+    path = settings.paths.profiles_dir / "ada.toml"
+    path.write_text(path.read_text().replace("disliked = []", 'disliked = ["2502.60312"]'))  # by hand
+    config = settings.paths.profiles_dir.parent / "newsletter.toml"
+    config.write_text(f'[paths]\ndata_dir = "{settings.paths.data_dir.name}"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "feedback", "ada"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("liked") and "2510.19702" in lines[0] and "Q-HyViT" in lines[0]
+    assert "acts as a seed paper" in lines[0]
+    assert lines[1].startswith("disliked  by hand") and "NUPES" in lines[1]
