@@ -162,10 +162,12 @@ class App:
     def links(self, reader: str) -> ReaderLinks:
         base = self.settings.site.base_url
         feed = self.tokens.feed(reader)
+        unsubscribe = self.tokens.unsubscribe(reader)
         return ReaderLinks(
             feed_url=f"{base}/feeds/{feed}.xml",
             atom_url=f"{base}/feeds/{feed}.atom",
-            unsubscribe_url=f"{base}/unsubscribe/{self.tokens.unsubscribe(reader)}",
+            unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",
+            pause_url=f"{base}/pause/{unsubscribe}",
         )
 
     # -- digests -------------------------------------------------------------------
@@ -388,7 +390,7 @@ class App:
         halted = guard.halted()
         if halted is not None:
             return DeliveryResult(profile.id, DeliveryStatus.PLANNED, period, detail=f"not sent: {halted}")
-        if is_paused(profile, self.ledger.unsubscribed_at(profile.id)):
+        if is_paused(profile, self.ledger.unsubscribed_at(profile.id), self.clock()):
             return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period, detail="paused (unsubscribed)")
         ids = [m.entry.id for m in digest.matches]
         if not self.ledger.claim(profile.id, period, ids, self.sender.name, now):
@@ -421,7 +423,7 @@ class App:
 
     def is_paused(self, profile: Profile) -> bool:
         """:func:`schedule.is_paused` with this reader's unsubscribe record, asked fresh."""
-        return is_paused(profile, self.ledger.unsubscribed_at(profile.id))
+        return is_paused(profile, self.ledger.unsubscribed_at(profile.id), self.clock())
 
     # -- feeds ---------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import stat
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -65,6 +65,7 @@ EXAMPLES = {
     "min_score": "min_score = 0.5",
     "skip_empty": "skip_empty = true",
     "paused": "paused = false",
+    "paused_until": "paused_until = 2026-12-08",
     "interests": '[interests] with keywords = ["mixture of experts"] below it',
     "keywords": 'keywords = ["mixture of experts", { text = "FP8 training", weight = 2 }]',
     "exclude": 'exclude = ["medical imaging"]',
@@ -176,6 +177,9 @@ class ProfileFile(_Strict):
     min_score: float = Field(default=0.0, ge=0, description="Leave out papers scoring below this.")
     skip_empty: bool = Field(default=True, description="No email on days with nothing relevant.")
     paused: bool = Field(default=False, description="Set by one-click unsubscribe; set false to resume.")
+    paused_until: date | None = Field(
+        default=None, description='No digest before this date, e.g. 2026-12-08 (set by "pause for a week").'
+    )
     interests: InterestsFile
     feedback: FeedbackFile = Field(default_factory=FeedbackFile)
 
@@ -308,6 +312,7 @@ def _to_profile(m: ProfileFile, reader: str, path: Path) -> Profile:
         min_score=m.min_score,
         skip_empty=m.skip_empty,
         paused=m.paused,
+        paused_until=m.paused_until,
         path=path,
         feedback=Feedback(
             liked=tuple(dict.fromkeys(_entry_id(i) for i in m.feedback.liked)),
@@ -434,6 +439,19 @@ def set_paused(path: Path, paused: bool) -> None:
     except (OSError, UnicodeDecodeError, tomlkit.exceptions.TOMLKitError) as e:
         value = str(paused).lower()
         raise ProfileError(path, None, f"cannot set `paused = {value}` ({e}); edit the file by hand") from e
+
+
+def set_paused_until(path: Path, until: date) -> None:
+    """Write ``paused_until = YYYY-MM-DD`` into a profile file, keeping its comments ("pause for a week")."""
+    from .store import atomic_write
+
+    try:
+        text, _ = read_profile_text(path)
+        doc = tomlkit.parse(text.removeprefix("\ufeff"))
+        doc["paused_until"] = until
+        atomic_write(path, tomlkit.dumps(doc).encode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomlkit.exceptions.TOMLKitError) as e:
+        raise ProfileError(path, None, f"cannot set `paused_until = {until}` ({e}); edit the file by hand") from e
 
 
 FEEDBACK_COMMENT = "written by the links in your digest; edit freely"

@@ -52,6 +52,11 @@ def _send_time(profile: Profile, day: date) -> datetime:
     return local.astimezone(UTC)
 
 
+def local_day(profile: Profile, now: datetime) -> date:
+    """The reader's local date at *now*."""
+    return now.astimezone(ZoneInfo(profile.timezone)).date()
+
+
 def current_period(profile: Profile, now: datetime) -> Period:
     """The most recent period whose send time is at or before *now* (aware)."""
     today = now.astimezone(ZoneInfo(profile.timezone)).date()
@@ -107,8 +112,11 @@ def lookback(profile: Profile) -> timedelta:
     return timedelta(days=1 if profile.frequency == "daily" else 7)
 
 
-def is_paused(profile: Profile, unsubscribed_at: datetime | None) -> bool:
+def is_paused(profile: Profile, unsubscribed_at: datetime | None, now: datetime | None = None) -> bool:
     """Whether *profile* gets nothing now: the one place that decides it.
+
+    ``paused_until`` (a local date, "pause for a week") holds until that day
+    begins for the reader, then mail resumes by itself.
 
     The file is the source of truth (``paused = true``), but a one-click
     unsubscribe must hold even when writing the file failed, or a run read the
@@ -117,6 +125,8 @@ def is_paused(profile: Profile, unsubscribed_at: datetime | None) -> bool:
     file newer).
     """
     if profile.paused:
+        return True
+    if profile.paused_until is not None and now is not None and local_day(profile, now) < profile.paused_until:
         return True
     if unsubscribed_at is None:
         return False
@@ -188,7 +198,7 @@ def plan(
     out: list[Due | DeliveryResult] = []
     for p in readers:
         period = forced_period(p, now) if force else current_period(p, now)
-        if is_paused(p, unsubscribed.get(p.id)):
+        if is_paused(p, unsubscribed.get(p.id), now):
             out.append(DeliveryResult(p.id, DeliveryStatus.SKIPPED, period.key, detail="paused (unsubscribed)"))
             continue
         row = rows.get((p.id, period.key))

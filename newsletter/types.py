@@ -131,6 +131,8 @@ class Profile:
     mtime: datetime | None = None
     """The file's modification time when it was loaded (aware, UTC)."""
     feedback: Feedback = Feedback()
+    paused_until: date | None = None
+    """No digest before this local date ("pause for a week"); mail resumes by itself."""
 
 
 class ReasonKind(enum.StrEnum):

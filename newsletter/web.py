@@ -2,10 +2,15 @@
 
 * ``POST /unsubscribe/{token}``: RFC 8058 one-click.  Answers 200 without a
   redirect, needs no cookie, and is idempotent.  The reader is paused in their
-  profile file (``paused = true``, comments kept) and in the store, so file and
-  database agree and a run already under way sends them nothing more.
-* ``GET /unsubscribe/{token}``: a confirmation page whose button POSTs.  It
-  changes nothing, because link scanners follow every GET (HEAD likewise).
+  profile file (``paused = true``, comments kept) and in the ledger, so a run
+  already under way sends them nothing more.
+* ``GET /unsubscribe/{token}``: a confirmation page naming the digest and the
+  address, whose button POSTs, with "pause for a week" beside it.  It changes
+  nothing, because link scanners follow every GET (HEAD likewise).
+* ``GET`` / ``POST /pause/{token}``: pause for a week (``paused_until`` in the
+  profile file); mail resumes by itself.
+* ``GET`` / ``POST /rate/{token}``: "more like this" / "less like this" on one
+  paper (:mod:`newsletter.ratings`); only the page's button records it.
 * ``GET /feeds/{token}.xml`` / ``.atom``: the reader's RSS or Atom feed, with
   an ETag so feed readers polling every few minutes get a 304.
 * ``GET /healthz``: JSON; 503 when every source is failing.
@@ -36,6 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PAUSE_DAYS = 7
+"""How long "pause for a week" pauses."""
+
 FEED_MAX_AGE = 900
 """Seconds a feed reader may cache a feed: digests change at most a few times a day."""
 
@@ -61,6 +69,8 @@ def create_web_app(app: App) -> Starlette:
     routes = [
         Route("/unsubscribe/{token}", web.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["POST"]),
+        Route("/pause/{token}", web.pause_page, methods=["GET"]),
+        Route("/pause/{token}", web.pause_for_a_week, methods=["POST"]),
         Route("/feeds/{name}", web.feed, methods=["GET"]),
         Route("/rate/{token}", web.rating_page, methods=["GET"]),
         Route("/rate/{token}", web.rate, methods=["POST"]),
@@ -173,21 +183,31 @@ class _Web:
 
     # -- unsubscribe -----------------------------------------------------------------
 
+    def _who(self, reader: str) -> str:
+        """Which digest and address a page acts on, for the reader to check: "Paper digest to ada@example.org"."""
+        profile = _safe_profile(self.app, reader)
+        address = f" to {profile.email}" if profile is not None else ""
+        return html.escape(f"{self.app.settings.site.title}{address}")
+
     def unsubscribe_page(self, request: Request) -> Response:
         from starlette.responses import HTMLResponse
 
-        reader = self.app.tokens.check_unsubscribe(str(request.path_params["token"]))
+        token = str(request.path_params["token"])
+        reader = self.app.tokens.check_unsubscribe(token)
         if reader is None:
             return _bad_token()
+        reader = self.app.ledger.resolve(reader)
         action = html.escape(str(request.url.path))
+        pause_action = html.escape(f"/pause/{token}")
         body = (
-            "<p>Stop receiving this digest? You can resume any time by setting "
-            "<code>paused = false</code> in your profile.</p>"
+            f"<p>Stop the digest <strong>{self._who(reader)}</strong>?</p>"
             f'<form method="post" action="{action}">'
             '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
             '<button type="submit">Unsubscribe</button></form>'
+            f'<p>Or take a break: <form method="post" action="{pause_action}" style="display:inline">'
+            f'<button type="submit">Pause for a week</button></form> (mail resumes by itself).</p>'
         )
-        return HTMLResponse(_page("Unsubscribe", body), headers={"Cache-Control": "no-store"})
+        return HTMLResponse(_page("Unsubscribe", body), headers=_NO_STORE)
 
     def unsubscribe(self, request: Request) -> Response:
         from starlette.responses import HTMLResponse
@@ -201,10 +221,57 @@ class _Web:
                 pause(self.app, reader)
         except (NewsletterError, OSError) as e:
             return HTMLResponse(_page("Please try again", f"<p>{html.escape(str(e))}</p>"), status_code=503)
-        return HTMLResponse(
-            _page("Unsubscribed", "<p>You will receive no more digests. Thank you for reading.</p>"),
-            headers={"Cache-Control": "no-store"},
+        body = (
+            f"<p>The digest <strong>{self._who(reader)}</strong> is stopped: you will receive no more. "
+            "Thank you for reading.</p><p>To resume, set <code>paused = false</code> in your profile "
+            "(or ask the sender).</p>"
         )
+        return HTMLResponse(_page("Unsubscribed", body), headers=_NO_STORE)
+
+    def pause_page(self, request: Request) -> Response:
+        """GET of the footer's Pause link: a page with the button (a GET changes nothing)."""
+        from starlette.responses import HTMLResponse
+
+        token = str(request.path_params["token"])
+        reader = self.app.tokens.check_unsubscribe(token)
+        if reader is None:
+            return _bad_token()
+        reader = self.app.ledger.resolve(reader)
+        action = html.escape(str(request.url.path))
+        body = (
+            f"<p>Pause the digest <strong>{self._who(reader)}</strong> for a week? Mail resumes by itself.</p>"
+            f'<form method="post" action="{action}"><button type="submit">Pause for a week</button></form>'
+        )
+        return HTMLResponse(_page("Pause", body), headers=_NO_STORE)
+
+    def pause_for_a_week(self, request: Request) -> Response:
+        from datetime import timedelta
+
+        from starlette.responses import HTMLResponse
+
+        from .schedule import local_day
+
+        reader = self.app.tokens.check_unsubscribe(str(request.path_params["token"]))
+        if reader is None:
+            return _bad_token()
+        reader = self.app.ledger.resolve(reader)
+        profile = _safe_profile(self.app, reader)
+        if profile is None or profile.path is None:
+            return HTMLResponse(
+                _page("Please try again", "<p>Your profile cannot be read right now; the sender was told.</p>"),
+                status_code=503,
+            )
+        until = local_day(profile, datetime.now(UTC)) + timedelta(days=PAUSE_DAYS)
+        try:
+            with self._write:
+                profile_files.set_paused_until(profile.path, until)
+        except (NewsletterError, OSError) as e:
+            return HTMLResponse(_page("Please try again", f"<p>{html.escape(str(e))}</p>"), status_code=503)
+        body = (
+            f"<p>The digest <strong>{self._who(reader)}</strong> is paused until "
+            f"{until:%A %d %B %Y}; the first one after that covers the days in between.</p>"
+        )
+        return HTMLResponse(_page("Paused", body), headers=_NO_STORE)
 
     # -- feeds -------------------------------------------------------------------------
 
@@ -291,6 +358,14 @@ def _profile(app: App, reader: str) -> Any:
     if path is None:
         return None
     return profile_files.load_profile(path, app.settings.paths.profiles_dir)
+
+
+def _safe_profile(app: App, reader: str) -> Any:
+    """The reader's profile, or None when the file is missing or broken (pages still answer)."""
+    try:
+        return _profile(app, reader)
+    except NewsletterError:
+        return None
 
 
 def health(app: App) -> dict[str, Any]:

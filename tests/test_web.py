@@ -136,3 +136,28 @@ def test_unsubscribe_holds_even_when_the_profile_file_cannot_be_written(app: App
     r = client.post(f"/unsubscribe/{app.tokens.unsubscribe('ada')}")
     assert r.status_code == 200
     assert paused(app, "ada") == (False, True), "the file could not be written: the ledger's record holds"
+
+
+def test_the_unsubscribe_page_names_the_digest_and_the_address_and_offers_a_pause(app: App, client: TestClient) -> None:
+    page = client.get(f"/unsubscribe/{app.tokens.unsubscribe('ada')}").text
+    assert "Stop the digest <strong>newsletter to ada@example.org</strong>?" in page
+    assert "Pause for a week" in page and 'action="/pause/' in page
+
+
+def test_pause_for_a_week_writes_the_date_and_mail_resumes_by_itself(app: App, client: TestClient) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from newsletter.schedule import is_paused, local_day
+
+    url = f"/pause/{app.tokens.unsubscribe('ada')}"
+    path = app.settings.paths.profiles_dir / "ada.toml"
+    before = path.read_text()
+    assert client.get(url).status_code == 200 and path.read_text() == before, "a GET changes nothing"
+    r = client.post(url)
+    assert r.status_code == 200 and "is paused until" in r.text
+    profile = profile_files.load_profile(path)
+    now = datetime.now(UTC)
+    assert profile.paused_until == local_day(profile, now) + timedelta(days=7)
+    assert path.read_text().startswith(before.splitlines()[0]), "comments are kept"
+    assert is_paused(profile, None, now)
+    assert not is_paused(profile, None, now + timedelta(days=8)), "mail resumes by itself"
