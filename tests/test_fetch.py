@@ -21,10 +21,13 @@ import pytest
 from click.testing import CliRunner
 from feedserver import FeedServer, arxiv_feed, arxiv_item
 
+from newsletter.addresses import address_problem
 from newsletter.cli import cli
 from newsletter.config import FetchSettings, Settings, SourceSettings, default_settings
-from newsletter.fetch import Fetcher, HostLimiter, address_problem, retry_after_seconds, user_agent
+from newsletter.fetch import Fetcher, user_agent
 from newsletter.pipeline import App, make_app
+from newsletter.politeness import HostLimiter
+from newsletter.retry import retry_after_seconds
 from newsletter.store import SourceState
 
 NOW = datetime(2025, 11, 14, 12, 0, tzinfo=UTC)
@@ -396,17 +399,17 @@ def test_fetch_command_prints_a_table_with_the_reason_of_each_failure(tmp_path: 
 [[sources]]
 name = "arxiv"
 kind = "arxiv"
-url = "{server.url('/arxiv.rss')}"
+url = "{server.url("/arxiv.rss")}"
 allow_private = true
 
 [[sources]]
 name = "broken"
-url = "{server.url('/html')}"
+url = "{server.url("/html")}"
 allow_private = true
 
 [[sources]]
 name = "outside"
-url = "{server.url('/arxiv.rss')}"
+url = "{server.url("/arxiv.rss")}"
 
 [fetch]
 retries = 0
@@ -432,4 +435,3 @@ def test_fetch_command_fails_when_every_source_fails(tmp_path: Path, server: Fee
     config.write_text(f'[[sources]]\nname = "x"\nurl = "{server.url("/png")}"\nallow_private = true\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "fetch"])
     assert result.exit_code == 1 and "every source failed" in result.output
-
