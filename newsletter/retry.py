@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import email.utils
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Headers(Protocol):
+    """What both HTTP clients' headers offer: httpx.Headers, http.client's message, a dict."""
+
+    def get(self, key: str, /) -> str | None: ...
+
 
 _SECONDS = re.compile(r"\d+(?:\.\d*)?")
 
@@ -30,7 +37,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def rate_limit_wait(headers: Mapping[str, str] | None, now: datetime) -> float | None:
+def rate_limit_wait(headers: Headers | None, now: datetime) -> float | None:
     """Seconds to wait from ``Retry-After``, else ``X-RateLimit-Reset`` (a Unix time, as SendGrid sends)."""
     if headers is None:
         return None
