@@ -92,6 +92,20 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
+class _Redirect(Exception):
+    """A redirect, stopped before httpx builds the next request (it would blame the origin URL)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+def _stop_at_redirect(response: httpx.Response) -> None:
+    """Response hook: hand every redirect to :meth:`Fetcher._attempt`, which checks its target."""
+    if response.has_redirect_location:
+        raise _Redirect(response.headers["Location"])
+
+
 @dataclass
 class _Budget:
     """A source's wall-clock allowance, started by its first request."""
@@ -187,6 +201,7 @@ class Fetcher:
                     transport=GuardedTransport(allowed, self.resolve, self.clock),
                     timeout=httpx.Timeout(s.timeout, connect=min(s.connect_timeout, s.timeout)),
                     follow_redirects=False,
+                    event_hooks={"response": [_stop_at_redirect]},
                     headers=self.headers,
                     trust_env=False,
                 )
@@ -212,7 +227,10 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        host = httpx.URL(url).host
+        try:
+            host = httpx.URL(url).host
+        except httpx.InvalidURL as e:
+            raise FetchError(f"refused: {url} is not a valid URL ({e}); check the source's url") from None
         client = self.client(host if allow_private else None)
         s = self.settings
         for attempt in range(s.retries + 1):
@@ -251,16 +269,23 @@ class Fetcher:
                 if self.clock() >= deadline:
                     raise DeadlinePassed
                 request = client.build_request("GET", target, headers=headers, extensions={DEADLINE: deadline})
-                response = client.send(request, stream=True)
                 try:
-                    location = response.headers.get("Location")
-                    if response.is_redirect and location:
-                        hops.append(current)
-                        current = str(response.url.join(location))
-                        continue
-                    return self._response(response, current, hops, deadline)
-                finally:
-                    response.close()
+                    response = client.send(request, stream=True)
+                except _Redirect as r:
+                    location = r.location
+                else:
+                    try:  # an injected client (``http=``) has no redirect hook
+                        found = response.headers.get("Location") if response.is_redirect else None
+                        if not found:
+                            return self._response(response, current, hops, deadline)
+                        location = found
+                    finally:
+                        response.close()
+                hops.append(current)
+                try:
+                    current = str(target.join(location))
+                except httpx.InvalidURL as e:
+                    raise FetchError(f"refused: {_via(hops)}{location} is not a valid URL ({e})") from None
             raise FetchError(f"more than {s.max_redirects} redirects from {url}")
         except DeadlinePassed:
             raise FetchError(f"{_via(hops)}{current} took longer than the {s.deadline:g} s deadline") from None

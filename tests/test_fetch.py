@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -284,6 +285,35 @@ def test_a_redirect_within_the_allowed_host_is_followed(tmp_path: Path, server: 
     settings = settings_for(tmp_path, source("intranet", server.url(f"/redirect?to={server.url('/arxiv.rss')}")))
     with app_for(settings, sleeps) as app:
         assert app.fetch()[0].new == 334
+
+
+@pytest.mark.parametrize("host", ["0177.0.0.1", "127.000.000.001", "１２７.０.０.１", "127.0.0.１"])
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_octal_zero_padded_and_full_width_addresses_are_refused_as_invalid_urls_naming_them(
+    tmp_path: Path, server: FeedServer, sleeps: Sleeps, host: str, allow_private: bool
+) -> None:
+    url = f"http://{host}:{server.port}/arxiv.rss"
+    settings = settings_for(tmp_path, source("odd", url, allow_private=allow_private))
+    with app_for(settings, sleeps) as app:
+        result = app.fetch()[0]
+    assert result.error is not None and result.error.startswith(f"refused: {url} is not a valid URL"), result.error
+    assert "internal error" not in result.error
+    assert server.hits() == []
+
+
+@pytest.mark.parametrize(
+    "to", ["javascript:alert(1)", "javascript://x/%0aalert(1)", "http://0177.0.0.1:{port}/", "http://[::1"]
+)
+def test_a_redirect_to_a_bad_target_is_refused_naming_the_target(
+    tmp_path: Path, server: FeedServer, sleeps: Sleeps, to: str
+) -> None:
+    target = to.format(port=server.port)
+    origin = server.url("/redirect?to=" + quote(target, safe=":/[]"))
+    settings = settings_for(tmp_path, source("bounce", origin))
+    with app_for(settings, sleeps) as app:
+        result = app.fetch()[0]
+    assert result.error is not None and result.error.startswith(f"refused: redirect from {origin} to {target} is not")
+    assert [h.status for h in server.hits()] == [302]  # one request, no retry
 
 
 def test_a_public_name_that_resolves_to_metadata_is_refused(server: FeedServer) -> None:
