@@ -222,7 +222,7 @@ class GuardedTransport(httpx.BaseTransport):
 
     def __init__(self, allowed_hosts: frozenset[str], resolve: Resolver, clock: Clock) -> None:
         self.backend = GuardedBackend(allowed_hosts, resolve, clock)
-        self._pool = httpcore.ConnectionPool(
+        self.pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
             max_keepalive_connections=0,
             network_backend=self.backend,
@@ -243,7 +243,7 @@ class GuardedTransport(httpx.BaseTransport):
             extensions=request.extensions,
         )
         with map_httpcore_exceptions(), self.backend.deadline(request.extensions.get(DEADLINE)):
-            response = self._pool.handle_request(core)
+            response = self.pool.handle_request(core)
         assert isinstance(response.stream, Iterable)
         return httpx.Response(
             status_code=response.status,
@@ -253,4 +253,4 @@ class GuardedTransport(httpx.BaseTransport):
         )
 
     def close(self) -> None:
-        self._pool.close()
+        self.pool.close()
