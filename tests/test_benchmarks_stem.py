@@ -8,6 +8,7 @@ import pytest
 from newsletter import match
 
 
+@pytest.mark.slow
 def test_bench_stem_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) -> None:
     kept = match._stemmer
     figures = bench.main(["--entries", "40", "--repeat", "1"])

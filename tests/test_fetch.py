@@ -121,6 +121,7 @@ def bumped_to_v2(feed: bytes) -> bytes:
     return text.replace(">new</arxiv:announce_type>", ">replace</arxiv:announce_type>").encode()
 
 
+@pytest.mark.slow
 def test_every_item_bumped_to_v2_as_replace_adds_no_entry(tmp_path: Path, server: FeedServer, sleeps: Sleeps) -> None:
     original = (Path(__file__).parent.parent / "newsletter" / "samples" / "arxiv_cs.rss").read_bytes()
     v2 = bumped_to_v2(original)
@@ -376,6 +377,7 @@ def test_retry_after_as_seconds_or_http_date() -> None:
 # -- catch-up and gaps ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_hf_catches_up_missed_days_by_date_and_records_older_ones(
     tmp_path: Path, server: FeedServer, sleeps: Sleeps
 ) -> None:
@@ -422,6 +424,7 @@ def test_arxiv_records_the_weekday_listings_it_never_saw(tmp_path: Path, server:
 # -- the command ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fetch_command_prints_a_table_with_the_reason_of_each_failure(tmp_path: Path, server: FeedServer) -> None:
     config = tmp_path / "newsletter.toml"
     config.write_text(
