@@ -4,24 +4,25 @@
 (``fetch.concurrency``) and turns each into a :class:`SourceFetch`: the parsed
 items, the source's new state, or the error as a value.  Per request it does:
 
-* **politeness** – :class:`HostLimiter` lets one request at a time reach a
-  host with an interval (arXiv hosts: one every 3 s, their terms of use),
-  and waits the interval between them;
+* **politeness** – :class:`~newsletter.politeness.HostLimiter` lets one
+  request at a time reach a host with an interval (arXiv hosts: one every
+  3 s, their terms of use), and waits the interval between them;
 * **conditional GET** – ``If-None-Match`` / ``If-Modified-Since`` from the
   stored state, so an unchanged feed costs one round-trip and no body;
 * **retries** on 408/425/429/5xx and dropped connections, with exponential
-  backoff or the server's ``Retry-After`` (capped; longer means "next run");
-* **a wall-clock deadline per source** – httpx timeouts are per read, so a
-  server dripping a byte a second never trips them; every socket operation
-  here gets ``min(timeout, time left)`` as its timeout (:class:`_DeadlineStream`),
-  so a drip ends at the deadline even inside the response headers;
-* **a byte cap** on the raw *and* the decompressed body, decompressing in
-  bounded steps, so a gzip bomb never gets past the cap in memory;
-* **an SSRF guard** in the connect path (:class:`_GuardedBackend`): the host
-  is resolved, every address checked (:func:`address_problem`), and the
-  socket connected to the checked address, for the first request and every
-  redirect.  An operator source with ``allow_private`` may reach its own
-  host only; redirects elsewhere are checked like any other.
+  backoff or the server's ``Retry-After`` (:mod:`newsletter.retry`; capped,
+  longer means "next run");
+* **redirects** followed here, one hop at a time, each target checked
+  (http(s) only, a valid URL, then the transport's address rules) and named
+  in the error when refused;
+* **a wall-clock deadline per source**, kept by the transport on every
+  socket operation (:mod:`newsletter.transport`);
+* **a byte cap** on the raw *and* the decompressed body
+  (:mod:`newsletter.bodies`);
+* **an SSRF guard** in the connect path (:class:`~newsletter.transport.GuardedTransport`
+  with the rules of :mod:`newsletter.addresses`), for the first request and
+  every redirect.  An operator source with ``allow_private`` may reach its
+  own host only; redirects elsewhere are checked like any other.
 
 The sequencing across days – Hugging Face catch-up by ``?date=``, arXiv gap
 records – is planned by pure functions in :mod:`newsletter.sources`.
@@ -29,32 +30,27 @@ records – is planned by pure functions in :mod:`newsletter.sources`.
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
-import ipaddress
 import socket
 import threading
 import time
-import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
-import httpcore
 import httpx
 
 from . import __version__, sources
+from .bodies import BodyTooLarge, DeadlinePassed, read_body
 from .config import FetchSettings, SourceSettings
 from .errors import FetchError, NewsletterError
+from .politeness import ARXIV_INTERVAL, Clock, HostLimiter, Sleep
+from .retry import retry_after_seconds
 from .store import SourceState
+from .transport import DEADLINE, AddressRefused, GuardedTransport, Resolver
 from .types import EntryData
 
-ARXIV_INTERVAL = {"arxiv.org": 3.0}
-"""arXiv's terms: at most one request every 3 s, one connection at a time, for all its hosts."""
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-_CHUNK = 64 * 1024
 _MAX_MISSED = 60
 ACCEPT = {
     "hf": "application/json",
@@ -63,330 +59,11 @@ ACCEPT = {
     "text/xml;q=0.9, */*;q=0.1",
 }
 
-Sleep = Callable[[float], None]
-Clock = Callable[[], float]
-Resolver = Callable[..., list[Any]]
-"""``socket.getaddrinfo``'s signature: tests map names to addresses with their own."""
+__all__ = ["ACCEPT", "Fetched", "Fetcher", "HostLimiter", "Progress", "SourceFetch", "user_agent"]
 
 
 def user_agent(contact: str) -> str:
     return f"newsletter/{__version__} (+https://github.com/newsletter-digest/newsletter; {contact})"
-
-
-# -- the SSRF guard ------------------------------------------------------------
-
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-_V4_COMPAT = ipaddress.ip_network("::/96")
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 form tunnels to: mapped, NAT64, 6to4, Teredo, compatible."""
-    if ip.ipv4_mapped:
-        return ip.ipv4_mapped
-    if ip.sixtofour:
-        return ip.sixtofour
-    if ip.teredo:
-        return ip.teredo[1]
-    if any(ip in net for net in _NAT64) or (ip in _V4_COMPAT and int(ip) > 1):
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def address_problem(ip: IPAddress) -> str | None:
-    """Why a source must not connect to *ip*, or None for a public unicast address.
-
-    ``is_global`` alone is not enough (REFERENCE.md): it is True for
-    multicast and for IPv6 forms that carry a private IPv4 address
-    (``64:ff9b::7f00:1`` is 127.0.0.1 through NAT64), so those are unwrapped
-    and checked too.  Decimal and octal spellings (``2130706433``,
-    ``0177.0.0.1``) never get here: the resolver turns them into addresses.
-    """
-    if isinstance(ip, ipaddress.IPv6Address):
-        inner = _embedded_ipv4(ip)
-        if inner is not None:  # the IPv6 form only carries this IPv4 address: judge that one
-            problem = address_problem(inner)
-            return f"{problem} (tunnelled in {ip})" if problem else None
-    if ip.is_loopback:
-        return "a loopback address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:  # fec0::/10, deprecated but routable inside
-        return "a site-local address"
-    if ip.is_link_local:
-        return "a link-local address (cloud metadata lives there)"
-    if ip in _CGNAT:
-        return "a carrier-grade NAT address (100.64.0.0/10)"
-    if ip.is_unspecified:
-        return "the unspecified address"
-    if ip.is_multicast:
-        return "a multicast address"
-    if ip.is_private:
-        return "a private address"
-    if ip.is_reserved or not ip.is_global:
-        return "not a public address"
-    return None
-
-
-class BlockedAddressError(httpcore.ConnectError):
-    """Raised in the connect path; httpx re-raises it as ``ConnectError`` *from* this."""
-
-
-def _clamp(timeout: float | None, deadline: float | None, clock: Clock, exc: type[Exception]) -> float | None:
-    """*timeout*, shortened to the time left before *deadline*; *exc* once it has passed."""
-    if deadline is None:
-        return timeout
-    left = deadline - clock()
-    if left <= 0:
-        raise exc("deadline reached")
-    return left if timeout is None else min(timeout, left)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A socket whose every operation times out by the request's deadline at the latest."""
-
-    def __init__(self, inner: httpcore.NetworkStream, deadline: float | None, clock: Clock) -> None:
-        self._inner, self._deadline, self._clock = inner, deadline, clock
-
-    def _timeout(self, timeout: float | None, exc: type[Exception]) -> float | None:
-        return _clamp(timeout, self._deadline, self._clock, exc)
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, self._timeout(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, self._timeout(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        inner = self._inner.start_tls(ssl_context, server_hostname, self._timeout(timeout, httpcore.ConnectTimeout))
-        return _DeadlineStream(inner, self._deadline, self._clock)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-_request_deadline = threading.local()
-"""The monotonic deadline of the request this thread is making (httpx is synchronous)."""
-
-
-@contextlib.contextmanager
-def _deadline_scope(at: float) -> Iterator[None]:
-    _request_deadline.at = at
-    try:
-        yield
-    finally:
-        _request_deadline.at = None
-
-
-class _GuardedBackend(httpcore.NetworkBackend):
-    """Resolves, checks every address, then connects to a checked address (no DNS rebinding)."""
-
-    def __init__(self, allowed_hosts: frozenset[str], resolve: Resolver, clock: Clock) -> None:
-        self.allowed_hosts = allowed_hosts
-        self.resolve = resolve
-        self.clock = clock
-        self._plain = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            infos = self.resolve(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as e:
-            raise httpcore.ConnectError(f"cannot resolve {host} ({e})") from e
-        addresses = list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in infos))
-        if host.lower().rstrip(".") not in self.allowed_hosts:
-            for address in addresses:
-                problem = address_problem(ipaddress.ip_address(address))
-                if problem:
-                    shown = host if host == address else f"{host} ({address})"
-                    raise BlockedAddressError(f"{shown} is {problem}")
-        deadline: float | None = getattr(_request_deadline, "at", None)
-        error: Exception = httpcore.ConnectError(f"{host} has no address")
-        for address in addresses:
-            try:
-                stream = self._plain.connect_tcp(
-                    address,
-                    port,
-                    _clamp(timeout, deadline, self.clock, httpcore.ConnectTimeout),
-                    local_address,
-                    socket_options,
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
-                error = e
-                continue
-            return _DeadlineStream(stream, deadline, self.clock)
-        raise error
-
-    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
-        raise BlockedAddressError("unix sockets are not fetched")
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-class _GuardedTransport(httpx.HTTPTransport):
-    """httpx's own transport with the guarded network backend and no connection reuse.
-
-    No keep-alive: every request (and every redirect) connects afresh, so
-    every one passes the address check and gets its own deadline.  A batch
-    job fetching a handful of URLs loses nothing by it.
-    """
-
-    def __init__(self, allowed_hosts: frozenset[str], resolve: Resolver, clock: Clock) -> None:
-        super().__init__(trust_env=False)
-        if not hasattr(self, "_pool"):  # pragma: no cover - httpx changed its insides
-            raise RuntimeError("httpx.HTTPTransport has no _pool: pin httpx or update newsletter.fetch")
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_keepalive_connections=0,
-            network_backend=_GuardedBackend(allowed_hosts, resolve, clock),
-        )
-
-
-# -- politeness ----------------------------------------------------------------
-
-
-@dataclass
-class _Gate:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    next_at: float = 0.0
-
-
-class HostLimiter:
-    """At most one request at a time per rated host, and a pause between requests.
-
-    A rule for ``arxiv.org`` covers ``rss.arxiv.org`` and ``export.arxiv.org``
-    as one host, as arXiv counts them.  Hosts without a rule are not limited.
-    """
-
-    def __init__(self, intervals: Mapping[str, float], *, clock: Clock, sleep: Sleep) -> None:
-        self.intervals = {k.lower().strip("."): v for k, v in intervals.items()}
-        self.clock, self.sleep = clock, sleep
-        self._gates: dict[str, _Gate] = {}
-        self._lock = threading.Lock()
-
-    def rule(self, host: str) -> tuple[str, float]:
-        """The limited host *host* belongs to, and its interval (0: no rule)."""
-        host = host.lower().rstrip(".")
-        best, seconds = host, 0.0
-        for key, value in self.intervals.items():
-            if (host == key or host.endswith("." + key)) and (best == host or len(key) > len(best)):
-                best, seconds = key, value
-        return best, seconds
-
-    def _gate(self, key: str) -> _Gate:
-        with self._lock:
-            return self._gates.setdefault(key, _Gate())
-
-    @contextlib.contextmanager
-    def slot(self, host: str, at_least: float = 0.0) -> Iterator[None]:
-        key, seconds = self.rule(host)
-        seconds = max(seconds, at_least)
-        if seconds <= 0:
-            yield
-            return
-        gate = self._gate(key)
-        with gate.lock:
-            wait = gate.next_at - self.clock()
-            if wait > 0:
-                self.sleep(wait)
-            try:
-                yield
-            finally:
-                gate.next_at = max(gate.next_at, self.clock() + seconds)
-
-    def defer(self, host: str, seconds: float) -> None:
-        """The host asked us to wait (Retry-After): nobody asks it before then."""
-        key, interval = self.rule(host)
-        if interval > 0:
-            gate = self._gate(key)
-            gate.next_at = max(gate.next_at, self.clock() + seconds)
-
-
-# -- the body --------------------------------------------------------------------
-
-
-class _Decoder:
-    """One Content-Encoding layer, decompressing at most *limit* bytes per step."""
-
-    def __init__(self, encoding: str) -> None:
-        self.encoding = encoding
-        if encoding in ("gzip", "x-gzip"):
-            self._wbits = 16 + zlib.MAX_WBITS
-        elif encoding == "deflate":
-            self._wbits = zlib.MAX_WBITS
-        else:
-            raise FetchError(f"unsupported Content-Encoding {encoding!r} (we ask for gzip or deflate)")
-        self._d = zlib.decompressobj(self._wbits)
-        self._first = True
-
-    def feed(self, data: bytes, limit: int) -> bytes:
-        try:
-            out = self._d.decompress(data, limit)
-        except zlib.error:
-            if not (self._first and self.encoding == "deflate"):
-                raise
-            self._d = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send
-            out = self._d.decompress(data, limit)
-        self._first = False
-        if self._d.unconsumed_tail:
-            raise _TooBig
-        while self._d.eof and self._d.unused_data:  # concatenated gzip members
-            rest = self._d.unused_data
-            self._d = zlib.decompressobj(self._wbits)
-            out += self._d.decompress(rest, max(1, limit - len(out)))
-            if self._d.unconsumed_tail:
-                raise _TooBig
-        return out
-
-    def flush(self) -> bytes:
-        return self._d.flush()
-
-
-class _TooBig(Exception):
-    pass
-
-
-class _DeadlinePassed(Exception):
-    pass
-
-
-def _read_body(response: httpx.Response, cap: int, deadline: float, clock: Clock) -> tuple[bytes, int]:
-    """The decoded body and the raw byte count; both capped at *cap*."""
-    encodings = [e.strip().lower() for e in response.headers.get("Content-Encoding", "").split(",") if e.strip()]
-    decoders = [_Decoder(e) for e in reversed(encodings) if e != "identity"]
-    out = bytearray()
-    raw = 0
-    try:
-        for chunk in response.iter_raw(_CHUNK):
-            raw += len(chunk)
-            if raw > cap:
-                raise _TooBig
-            data = chunk
-            for decoder in decoders:
-                data = decoder.feed(data, cap - len(out) + 1)
-            out += data
-            if len(out) > cap:
-                raise _TooBig
-            if clock() > deadline:  # also with a client whose sockets we do not clamp
-                raise _DeadlinePassed
-        for decoder in decoders:
-            out += decoder.flush()
-    except zlib.error as e:
-        raise FetchError(f"the body is not valid {'/'.join(encodings)} ({e})") from e
-    if len(out) > cap:
-        raise _TooBig
-    return bytes(out), raw
 
 
 # -- one request -----------------------------------------------------------------
@@ -415,20 +92,18 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` as seconds from *now*: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+class _Redirect(Exception):
+    """A redirect, stopped before httpx builds the next request (it would blame the origin URL)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+def _stop_at_redirect(response: httpx.Response) -> None:
+    """Response hook: hand every redirect to :meth:`Fetcher._attempt`, which checks its target."""
+    if response.has_redirect_location:
+        raise _Redirect(response.headers["Location"])
 
 
 @dataclass
@@ -523,9 +198,10 @@ class Fetcher:
                 allowed = frozenset({private_host.lower().rstrip(".")}) if private_host else frozenset()
                 s = self.settings
                 self._clients[key] = httpx.Client(
-                    transport=_GuardedTransport(allowed, self.resolve, self.clock),
+                    transport=GuardedTransport(allowed, self.resolve, self.clock),
                     timeout=httpx.Timeout(s.timeout, connect=min(s.connect_timeout, s.timeout)),
                     follow_redirects=False,
+                    event_hooks={"response": [_stop_at_redirect]},
                     headers=self.headers,
                     trust_env=False,
                 )
@@ -551,7 +227,10 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        host = httpx.URL(url).host
+        try:
+            host = httpx.URL(url).host
+        except httpx.InvalidURL as e:
+            raise FetchError(f"refused: {url} is not a valid URL ({e}); check the source's url") from None
         client = self.client(host if allow_private else None)
         s = self.settings
         for attempt in range(s.retries + 1):
@@ -583,35 +262,41 @@ class Fetcher:
         current = url
         hops: list[str] = []
         try:
-            with _deadline_scope(deadline):
-                for _ in range(s.max_redirects + 1):
-                    target = httpx.URL(current)
-                    if target.scheme not in ("http", "https"):
-                        raise FetchError(f"refused: {_via(hops)}{current} is not an http(s) URL")
-                    if self.clock() >= deadline:
-                        raise _DeadlinePassed
-                    request = client.build_request("GET", target, headers=headers)
+            for _ in range(s.max_redirects + 1):
+                target = httpx.URL(current)
+                if target.scheme not in ("http", "https"):
+                    raise FetchError(f"refused: {_via(hops)}{current} is not an http(s) URL")
+                if self.clock() >= deadline:
+                    raise DeadlinePassed
+                request = client.build_request("GET", target, headers=headers, extensions={DEADLINE: deadline})
+                try:
                     response = client.send(request, stream=True)
-                    try:
-                        location = response.headers.get("Location")
-                        if response.is_redirect and location:
-                            hops.append(current)
-                            current = str(response.url.join(location))
-                            continue
-                        return self._response(response, current, hops, deadline)
+                except _Redirect as r:
+                    location = r.location
+                else:
+                    try:  # an injected client (``http=``) has no redirect hook
+                        found = response.headers.get("Location") if response.is_redirect else None
+                        if not found:
+                            return self._response(response, current, hops, deadline)
+                        location = found
                     finally:
                         response.close()
-                raise FetchError(f"more than {s.max_redirects} redirects from {url}")
-        except _DeadlinePassed:
+                hops.append(current)
+                try:
+                    current = str(target.join(location))
+                except httpx.InvalidURL as e:
+                    raise FetchError(f"refused: {_via(hops)}{location} is not a valid URL ({e})") from None
+            raise FetchError(f"more than {s.max_redirects} redirects from {url}")
+        except DeadlinePassed:
             raise FetchError(f"{_via(hops)}{current} took longer than the {s.deadline:g} s deadline") from None
         except httpx.TimeoutException as e:
             if self.clock() >= deadline - 0.05:
                 raise FetchError(f"{_via(hops)}{current} took longer than the {s.deadline:g} s deadline") from None
             raise _Retry(f"{_via(hops)}{current}: timed out ({type(e).__name__})") from e
+        except AddressRefused as e:
+            allowed = " (allow_private lets an operator source reach its own host only)" if hops else ""
+            raise FetchError(f"refused: {_via(hops)}{current}: {e}{allowed}") from None
         except httpx.ConnectError as e:
-            if isinstance(e.__cause__, BlockedAddressError):
-                allowed = " (allow_private lets an operator source reach its own host only)" if hops else ""
-                raise FetchError(f"refused: {_via(hops)}{current}: {e}{allowed}") from None
             raise _Retry(f"{_via(hops)}{current}: cannot connect ({e})") from e
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
             if self.clock() >= deadline - 0.05:
@@ -640,8 +325,8 @@ class Fetcher:
         if length.isdigit() and int(length) > s.max_bytes:
             raise FetchError(f"too large: {url} announces {int(length):,} bytes, over the {s.max_bytes:,} byte cap")
         try:
-            data, raw = _read_body(response, s.max_bytes, deadline, self.clock)
-        except _TooBig:
+            data, raw = read_body(response, s.max_bytes, deadline, self.clock)
+        except BodyTooLarge:
             raise FetchError(
                 f"too large: {url} sent more than the {s.max_bytes:,} byte cap (counted after decompression)"
             ) from None

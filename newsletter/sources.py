@@ -22,6 +22,7 @@ import html
 import json
 import re
 import unicodedata
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -101,8 +102,12 @@ _EMAILISH_RUN = re.compile(r"[A-Za-z0-9_.+\-]{64,}")
 """A run of the characters feedparser's email regex backtracks over."""
 
 
-def _defuse_author_regex() -> None:
-    """Make feedparser's author-email regex linear (feedparser #562).
+FEEDPARSER_MAJOR = 6
+"""The feedparser major version whose ``_FeedParserMixin._sync_author_detail`` the patch below was written for."""
+
+
+def _defuse_author_regex(version: str = feedparser.__version__) -> bool:
+    """Make feedparser's author-email regex linear (feedparser #562); True when the patch is active.
 
     ``_sync_author_detail`` searches the author text with a pattern that
     costs time proportional to the length of every run of ``[A-Za-z0-9_.+-]``
@@ -110,11 +115,32 @@ def _defuse_author_regex() -> None:
     has a run of 64 such characters, so runs are cut to 64 before the search.
     Done here, on the decoded text, it also covers entity-encoded and UTF-16
     feeds, which a byte-level pre-trim would miss.
+
+    It wraps a private method, so it checks what it patches: on another
+    feedparser major version it warns (the method may have changed meaning),
+    and without the method it refuses to patch and warns that one hostile
+    author field can stall a fetch.  pyproject pins ``feedparser<7``.
     """
     mixin = feedparser.mixin._FeedParserMixin
-    original = mixin._sync_author_detail
+    original = getattr(mixin, "_sync_author_detail", None)
+    major = version.split(".")[0]
+    if major != str(FEEDPARSER_MAJOR):
+        warnings.warn(
+            f"feedparser {version} is not the {FEEDPARSER_MAJOR}.x newsletter.sources was written for: "
+            "its author-regex patch (feedparser #562) may not fit; pin feedparser<7 or review the patch",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if not callable(original):
+        warnings.warn(
+            f"feedparser {version} has no _FeedParserMixin._sync_author_detail: the author-regex patch "
+            "(feedparser #562) is NOT installed and a long author field can stall parsing; pin feedparser<7",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
     if getattr(original, "_defused", False):
-        return
+        return True
 
     def _sync_author_detail(self: Any, key: str = "author") -> None:
         context = self._get_context()
@@ -125,9 +151,11 @@ def _defuse_author_regex() -> None:
 
     _sync_author_detail._defused = True  # type: ignore[attr-defined]
     mixin._sync_author_detail = _sync_author_detail
+    return True
 
 
-_defuse_author_regex()
+AUTHOR_REGEX_DEFUSED = _defuse_author_regex()
+"""Installed once, when this module (the only one that calls feedparser) is imported."""
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _PROLOG_LIMIT = 64 * 1024

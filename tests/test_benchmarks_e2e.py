@@ -16,6 +16,7 @@ import run as bench_run
 from sendgrid_server import SendGridServer
 
 
+@pytest.mark.slow
 def test_e2e_tiny_every_reader_gets_exactly_one_message(capsys: pytest.CaptureFixture[str]) -> None:
     f = bench_e2e.main(["--readers", "12", "--entries", "30", "--latency", "0.01", "--baseline", "3"])
     assert (f["readers_one_message"], f["readers_no_message"], f["readers_several_messages"]) == (12, 0, 0)
@@ -76,6 +77,7 @@ def test_gil_summary_attributes_samples_to_threads_and_functions() -> None:
     assert " 50.0%  build_message (newsletter/delivery.py)" in text
 
 
+@pytest.mark.slow
 def test_store_tiny_counts_and_reports_growth(capsys: pytest.CaptureFixture[str]) -> None:
     f = bench_store.main(["--sizes", "100", "20", "--sample", "10"])
     assert f["sizes"] == [20, 100]
@@ -93,6 +95,7 @@ def test_store_checks_what_it_wrote(tmp_path: Path) -> None:
     assert timed == 10 and per_insert > 0
 
 
+@pytest.mark.slow
 def test_run_tiny_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "results" / "latest.json"
     report = bench_run.main(["--size", "tiny", "--json", str(out)])

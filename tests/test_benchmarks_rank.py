@@ -10,6 +10,7 @@ import eval_ranking
 import pytest
 
 
+@pytest.mark.slow
 def test_eval_ranking_tiny_run_prints_both_tables() -> None:
     pytest.importorskip("sklearn", reason="the evaluation needs the bench extra (scikit-learn)")
     lines: list[str] = []
@@ -40,6 +41,7 @@ def test_judged_relevance_covers_every_fixture_paper_and_listing() -> None:
         assert relevant <= ids and 20 < len(relevant) < len(ids)
 
 
+@pytest.mark.slow
 def test_eval_ranking_experiments_and_per_listing_columns() -> None:
     pytest.importorskip("sklearn", reason="the evaluation needs the bench extra (scikit-learn)")
     lines: list[str] = []
@@ -51,6 +53,7 @@ def test_eval_ranking_experiments_and_per_listing_columns() -> None:
     assert "llm-training" in header and "+-se" in header
 
 
+@pytest.mark.slow
 def test_bench_rank_tiny_run() -> None:
     lines: list[str] = []
     result = bench_rank.main(["--profiles", "40", "--entries", "400", "--naive-sample", "5"], out=lines.append)

@@ -7,6 +7,7 @@ import bench_send
 import pytest
 
 
+@pytest.mark.slow
 def test_bench_send_tiny(capsys: pytest.CaptureFixture[str]) -> None:
     figures = bench_send.main(
         ["--readers", "40", "--baseline", "5", "--concurrency", "8", "--latency", "0.01", "--html-kb", "4"]
@@ -15,6 +16,7 @@ def test_bench_send_tiny(capsys: pytest.CaptureFixture[str]) -> None:
     assert "speed-up" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_bench_ledger_tiny(capsys: pytest.CaptureFixture[str]) -> None:
     rows = bench_ledger.main(["--readers", "50", "100", "--sample", "60"])
     assert [r["readers"] for r in rows] == [50, 100]

@@ -44,6 +44,7 @@ def read_eml(path: Path) -> email.message.EmailMessage:
     return msg
 
 
+@pytest.mark.slow
 def test_demo_delivers_once_per_reader_and_then_nothing(tmp_path: Path) -> None:
     runner = CliRunner()
     first = runner.invoke(cli, ["demo", "--dir", str(tmp_path)])
@@ -74,6 +75,7 @@ def test_demo_delivers_once_per_reader_and_then_nothing(tmp_path: Path) -> None:
     assert {p: p.read_bytes() for p in sorted(tmp_path.glob("outbox/*/*.eml"))} == before
 
 
+@pytest.mark.slow
 def test_demo_reports_a_broken_profile_and_serves_the_others(tmp_path: Path) -> None:
     runner = CliRunner()
     (tmp_path / "profiles").mkdir()
@@ -108,6 +110,7 @@ def test_init_never_overwrites(tmp_path: Path) -> None:
     assert "kept" in result.output and (tmp_path / "newsletter.toml").read_text() == "# mine\n"
 
 
+@pytest.mark.slow
 def test_user_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "newsletter", "--config", str(tmp_path / "missing.toml"), "fetch"],
@@ -157,6 +160,7 @@ def test_run_exits_1_when_every_source_failed_so_cron_notices(tmp_path: Path) ->
     assert "every source failed" in result.output
 
 
+@pytest.mark.slow
 def test_a_send_left_in_flight_by_a_killed_run_is_reported_once(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 

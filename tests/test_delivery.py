@@ -436,6 +436,7 @@ def test_an_ambiguous_send_is_recorded_uncertain_and_never_resent(
     assert len(digests) == len(set(digests)), "nobody got two digests"
 
 
+@pytest.mark.slow
 def test_auth_failures_in_a_row_stop_the_run(
     settings: Settings, sg: SendGridServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -467,6 +468,7 @@ def test_stop_event_starts_no_new_send(settings: Settings, sg: SendGridServer, m
     assert all(r.status in (DeliveryStatus.PLANNED, DeliveryStatus.SKIPPED) for r in results)
 
 
+@pytest.mark.slow
 def test_a_reader_paused_during_the_run_gets_nothing(
     settings: Settings, sg: SendGridServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

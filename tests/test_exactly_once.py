@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sendgrid_server import API_KEY, SendGridServer, accepted
 
 from newsletter.config import sample_sources
@@ -72,6 +73,7 @@ base_url = "https://news.example.org"
     return config
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_never_sends_twice(tmp_path: Path) -> None:
     rng = random.Random(os.environ.get("EXACTLY_ONCE_SEED"))
     with SendGridServer(tmp_path / "accepted.sqlite3", latency=0.01) as server:

@@ -16,15 +16,19 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
 from feedserver import FeedServer, arxiv_feed, arxiv_item
 
+from newsletter.addresses import address_problem
 from newsletter.cli import cli
 from newsletter.config import FetchSettings, Settings, SourceSettings, default_settings
-from newsletter.fetch import Fetcher, HostLimiter, address_problem, retry_after_seconds, user_agent
+from newsletter.fetch import Fetcher, user_agent
 from newsletter.pipeline import App, make_app
+from newsletter.politeness import HostLimiter
+from newsletter.retry import retry_after_seconds
 from newsletter.store import SourceState
 
 NOW = datetime(2025, 11, 14, 12, 0, tzinfo=UTC)
@@ -117,6 +121,7 @@ def bumped_to_v2(feed: bytes) -> bytes:
     return text.replace(">new</arxiv:announce_type>", ">replace</arxiv:announce_type>").encode()
 
 
+@pytest.mark.slow
 def test_every_item_bumped_to_v2_as_replace_adds_no_entry(tmp_path: Path, server: FeedServer, sleeps: Sleeps) -> None:
     original = (Path(__file__).parent.parent / "newsletter" / "samples" / "arxiv_cs.rss").read_bytes()
     v2 = bumped_to_v2(original)
@@ -283,6 +288,35 @@ def test_a_redirect_within_the_allowed_host_is_followed(tmp_path: Path, server: 
         assert app.fetch()[0].new == 334
 
 
+@pytest.mark.parametrize("host", ["0177.0.0.1", "127.000.000.001", "１２７.０.０.１", "127.0.0.１"])
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_octal_zero_padded_and_full_width_addresses_are_refused_as_invalid_urls_naming_them(
+    tmp_path: Path, server: FeedServer, sleeps: Sleeps, host: str, allow_private: bool
+) -> None:
+    url = f"http://{host}:{server.port}/arxiv.rss"
+    settings = settings_for(tmp_path, source("odd", url, allow_private=allow_private))
+    with app_for(settings, sleeps) as app:
+        result = app.fetch()[0]
+    assert result.error is not None and result.error.startswith(f"refused: {url} is not a valid URL"), result.error
+    assert "internal error" not in result.error
+    assert server.hits() == []
+
+
+@pytest.mark.parametrize(
+    "to", ["javascript:alert(1)", "javascript://x/%0aalert(1)", "http://0177.0.0.1:{port}/", "http://[::1"]
+)
+def test_a_redirect_to_a_bad_target_is_refused_naming_the_target(
+    tmp_path: Path, server: FeedServer, sleeps: Sleeps, to: str
+) -> None:
+    target = to.format(port=server.port)
+    origin = server.url("/redirect?to=" + quote(target, safe=":/[]"))
+    settings = settings_for(tmp_path, source("bounce", origin))
+    with app_for(settings, sleeps) as app:
+        result = app.fetch()[0]
+    assert result.error is not None and result.error.startswith(f"refused: redirect from {origin} to {target} is not")
+    assert [h.status for h in server.hits()] == [302]  # one request, no retry
+
+
 def test_a_public_name_that_resolves_to_metadata_is_refused(server: FeedServer) -> None:
     def resolve(host: str, port: int, **kw: Any) -> list[Any]:
         assert host == "feeds.example.com"
@@ -343,6 +377,7 @@ def test_retry_after_as_seconds_or_http_date() -> None:
 # -- catch-up and gaps ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_hf_catches_up_missed_days_by_date_and_records_older_ones(
     tmp_path: Path, server: FeedServer, sleeps: Sleeps
 ) -> None:
@@ -389,6 +424,7 @@ def test_arxiv_records_the_weekday_listings_it_never_saw(tmp_path: Path, server:
 # -- the command ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fetch_command_prints_a_table_with_the_reason_of_each_failure(tmp_path: Path, server: FeedServer) -> None:
     config = tmp_path / "newsletter.toml"
     config.write_text(

@@ -67,6 +67,7 @@ def test_setup_twice_does_not_double_lines() -> None:
     assert first.getvalue() == "" and second.getvalue().count("hello") == 1
 
 
+@pytest.mark.slow
 def test_newsletter_run_logs_its_steps_as_json(tmp_path: Path) -> None:
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "ada.toml").write_text((SAMPLES / "profiles" / "ada.toml").read_text())

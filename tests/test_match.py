@@ -224,6 +224,7 @@ def test_no_repeats_delivered_ids_since_and_duplicate_ids() -> None:
     assert ids(got) == ["arxiv:2401.00003"]
 
 
+@pytest.mark.slow
 def test_rank_many_agrees_with_rank_one_by_one() -> None:
     entries = [
         sources.merge(None, d, NOW) for d in sources.parse("arxiv", "s", (SAMPLES / "arxiv_cs.rss").read_bytes())
@@ -287,6 +288,7 @@ def test_ties_at_the_cut_are_broken_by_entry_id() -> None:
     assert ids(many["3"]) == ["arxiv:2401.00001", "arxiv:2401.00003", "arxiv:2401.00005"]
 
 
+@pytest.mark.slow
 def test_delivery_ranks_readers_in_blocks_like_one_by_one(
     settings: Settings, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -315,6 +317,7 @@ def write_profile(tmp_path: Path, body: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_rank_command_json_on_each_feed_kind(tmp_path: Path) -> None:
     prof = write_profile(tmp_path, 'keywords = ["mixture of experts"]')
     runner = CliRunner()

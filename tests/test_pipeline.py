@@ -20,6 +20,7 @@ def sent(results: list, status: DeliveryStatus = DeliveryStatus.SENT) -> dict[st
     return {r.reader: r.items for r in results if r.status is status and not r.already}
 
 
+@pytest.mark.slow
 def test_run_sends_each_reader_one_digest_per_period(settings: Settings, clock: Clock) -> None:
     with make_app(settings, clock=clock) as app:
         first = app.run(force=True)
@@ -30,6 +31,7 @@ def test_run_sends_each_reader_one_digest_per_period(settings: Settings, clock: 
     assert len(list(settings.paths.outbox_dir.glob("*/*.eml"))) == 3
 
 
+@pytest.mark.slow
 def test_no_paper_is_sent_twice_across_days(settings: Settings, clock: Clock) -> None:
     with make_app(settings, clock=clock) as app:
         day1 = app.run(force=True)
@@ -43,6 +45,7 @@ def test_no_paper_is_sent_twice_across_days(settings: Settings, clock: Clock) ->
         assert skipped[0].status is DeliveryStatus.SKIPPED and skipped[0].detail == "nothing new matched"
 
 
+@pytest.mark.slow
 def test_a_broken_profile_is_reported_and_the_others_still_get_theirs(settings: Settings, clock: Clock) -> None:
     (settings.paths.profiles_dir / "zoe.toml").write_text(
         'email = "zoe@example.org"\ntimezone = "Mars/Olympus"\n[interests]\nkeywords = ["x"]\n'
@@ -54,6 +57,7 @@ def test_a_broken_profile_is_reported_and_the_others_still_get_theirs(settings: 
     assert set(sent(list(report.deliveries))) == {"ada", "alan", "grace"}
 
 
+@pytest.mark.slow
 def test_a_paused_reader_gets_nothing(settings: Settings, clock: Clock) -> None:
     path = settings.paths.profiles_dir / "grace.toml"
     path.write_text(path.read_text().replace('frequency = "daily"', 'frequency = "daily"\npaused = true'))
@@ -64,6 +68,7 @@ def test_a_paused_reader_gets_nothing(settings: Settings, clock: Clock) -> None:
     assert not list(settings.paths.outbox_dir.glob("*/grace.eml"))
 
 
+@pytest.mark.slow
 def test_each_reader_gets_a_feed_of_what_they_were_sent(settings: Settings, clock: Clock) -> None:
     with make_app(settings, clock=clock) as app:
         report = app.run(force=True)
@@ -85,6 +90,7 @@ def test_fetch_merges_both_sample_sources_into_one_entry_per_paper(settings: Set
     assert all(e.upvotes is not None and e.categories for e in entries.values())
 
 
+@pytest.mark.slow
 def test_the_store_is_single_writer_but_a_run_leaves_it_readable(settings: Settings, clock: Clock) -> None:
     with make_app(settings, clock=clock) as app:
         app.run(force=True)
@@ -93,6 +99,7 @@ def test_the_store_is_single_writer_but_a_run_leaves_it_readable(settings: Setti
     assert Path(settings.paths.data_dir / "ledger.sqlite3").exists()
 
 
+@pytest.mark.slow
 def test_a_failing_source_is_named_in_the_email_footer_and_the_feed(settings: Settings, clock: Clock) -> None:
     broken = settings.sources[0].model_copy(update={"name": "gone", "path": settings.paths.data_dir / "missing.rss"})
     settings = settings.model_copy(update={"sources": (*settings.sources, broken)})
@@ -118,6 +125,7 @@ def test_a_read_only_app_leaves_sends_in_flight_alone(settings: Settings, clock:
         assert writer.read_only is False
 
 
+@pytest.mark.slow
 def test_feed_items_are_recorded_with_the_send_not_at_the_end_of_the_run(settings: Settings, clock: Clock) -> None:
     """A crash after the sends but before the run ends must not empty anyone's feed."""
     with make_app(settings, clock=clock) as app:
@@ -131,6 +139,7 @@ def test_feed_items_are_recorded_with_the_send_not_at_the_end_of_the_run(setting
         assert app.write_feeds(app.load_profiles().profiles) == [], "unchanged feeds are not rewritten"
 
 
+@pytest.mark.slow
 def test_run_now_before_the_send_time_then_the_scheduled_run_sends_one_digest(settings: Settings) -> None:
     from datetime import UTC, datetime
 
@@ -146,6 +155,7 @@ def test_run_now_before_the_send_time_then_the_scheduled_run_sends_one_digest(se
     assert len(list(settings.paths.outbox_dir.glob("*/ada.eml"))) == 1
 
 
+@pytest.mark.slow
 def test_an_unsubscribe_holds_even_if_a_run_overwrote_the_store_from_a_stale_file(
     settings: Settings, clock: Clock
 ) -> None:
@@ -166,6 +176,7 @@ def test_an_unsubscribe_holds_even_if_a_run_overwrote_the_store_from_a_stale_fil
         assert "paused" not in (ada_again.detail or ""), ada_again
 
 
+@pytest.mark.slow
 def test_a_read_only_app_needs_no_mail_keys(settings: Settings, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
     sendgrid = settings.model_copy(update={"delivery": settings.delivery.model_copy(update={"backend": "sendgrid"})})
@@ -175,6 +186,7 @@ def test_a_read_only_app_needs_no_mail_keys(settings: Settings, clock: Clock, mo
         assert app.preview("ada").matches
 
 
+@pytest.mark.slow
 def test_a_day_with_nothing_new_is_said_in_the_feed(settings: Settings, clock: Clock) -> None:
     with make_app(settings, clock=clock) as app:
         app.run(force=True)

@@ -145,6 +145,7 @@ def test_unescape_undoes_escape_exactly(value: str) -> None:
 words = st.text(st.sampled_from("ab-c\u00e9\u2014 \t\xa0\n."), max_size=18)
 
 
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(st.lists(words, max_size=25), st.integers(0, 9), st.integers(0, 9), st.sampled_from([" ", "  "]))
 def test_wrap_gives_what_textwrap_gives(parts: list[str], first: int, rest: int, sep: str) -> None:
@@ -322,6 +323,7 @@ def test_atom_schema_rejects_an_invalid_feed(renderer: Renderer) -> None:
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80) | st.text(max_size=40)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(title=text, abstract=text, authors=st.lists(text, max_size=4), reason=text, note=text, name=text)
 def test_arbitrary_text_keeps_feeds_and_email_valid(

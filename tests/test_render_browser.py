@@ -76,6 +76,7 @@ def email_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
 @pytest.mark.parametrize("width", [600, 375])
 def test_email_fits_and_shows_every_item(tmp_path: Path, email_file: Path, width: int, dark: bool) -> None:

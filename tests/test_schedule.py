@@ -193,6 +193,7 @@ def step(service: Service, clock: Clock, until: datetime, every: timedelta = tim
         service.tick()
 
 
+@pytest.mark.slow
 def test_each_reader_gets_one_digest_at_their_local_send_time(world: tuple[Settings, Clock], smtp: SMTPServer) -> None:
     settings, clock = world
     arrive(settings, date(2026, 11, 20), date(2026, 11, 22))

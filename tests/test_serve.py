@@ -155,6 +155,7 @@ def smtp_held() -> Iterator[SMTPServer]:
         yield server
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_send_finishes_and_records_it(tmp_path: Path, smtp_held: SMTPServer) -> None:
     config = write_config(tmp_path, smtp_held.port, concurrency=1)
     write_feed(tmp_path / "lab.xml", [date.today()])
@@ -179,6 +180,7 @@ def test_sigterm_during_a_send_finishes_and_records_it(tmp_path: Path, smtp_held
     assert rows[0].reader in smtp_held.digests()[0]
 
 
+@pytest.mark.slow
 def test_serve_end_to_end_feeds_healthz_and_a_second_serve(tmp_path: Path) -> None:
     pytest.importorskip("newsletter.web")
     config = write_config(tmp_path)
