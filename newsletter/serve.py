@@ -267,6 +267,11 @@ def status_lines(status: Status) -> list[str]:
         lines.append(f"{'uncertain':<11}{r.reader} {r.period}: {why}; check the mail provider's log")
     for r in status.failed:
         lines.append(f"{'failed':<11}{r.reader} {r.period}: {r.error}")
+    for r in status.interrupted:
+        lines.append(
+            f"{'interrupted':<11} {r.reader} {r.period}: the process sending it stopped mid-send; the next run "
+            "settles it (outbox: from the file; otherwise marked uncertain, not resent)"
+        )
     return lines
 
 
