@@ -33,7 +33,8 @@ TYPICAL_SOFT_LIMIT = 1_024
 
 def _limit_fds() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (TYPICAL_SOFT_LIMIT, hard))
+    soft = TYPICAL_SOFT_LIMIT if hard == resource.RLIM_INFINITY else min(TYPICAL_SOFT_LIMIT, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 class Served:
