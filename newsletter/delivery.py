@@ -75,12 +75,13 @@ class Sender(Protocol):
 MIN_SECRET_CHARS = 16
 
 
-def load_secret(data_dir: Path) -> str:
+def load_secret(data_dir: Path, *, create: bool = True) -> str:
     """``NEWSLETTER_SECRET``, or a random key kept (mode 0600) in the data folder.
 
     The key file is written atomically, so a kill can never leave an empty key
     (tokens signed with an empty key would be forgeable); a short or empty key
-    is refused rather than used.
+    is refused rather than used.  Without *create* (read-only commands) a
+    missing key file is not written: a throwaway key signs nothing durable.
     """
     key = secret("NEWSLETTER_SECRET")
     source = "NEWSLETTER_SECRET"
@@ -90,8 +91,10 @@ def load_secret(data_dir: Path) -> str:
         try:
             key = path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
-            data_dir.mkdir(parents=True, exist_ok=True)
             key = secrets.token_urlsafe(32)
+            if not create:
+                return key
+            data_dir.mkdir(parents=True, exist_ok=True)
             atomic_write(path, (key + "\n").encode(), mode=0o600)
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"cannot read {path} ({e}); fix its permissions or set NEWSLETTER_SECRET") from e

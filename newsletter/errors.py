@@ -62,6 +62,10 @@ class StoreCorruptError(StoreError):
     """A database file exists but cannot be read; it is never silently reset."""
 
 
+class StateLostError(StoreError):
+    """The ledger or the signing key of a site that ran before is gone: never recreated silently."""
+
+
 class StoreLockedError(StoreError):
     """Another process holds the data folder's write lock."""
 

@@ -16,6 +16,7 @@ readable after a kill at any point.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import sqlite3
@@ -100,34 +101,56 @@ _OPEN = (DeliveryStatus.PLANNED.value, DeliveryStatus.SKIPPED.value)
 class Ledger:
     """A thread-safe handle on the ledger database of one data folder."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, read_only: bool = False) -> None:
+        """Open (or, unless *read_only*, create) the ledger of *data_dir*.
+
+        Read-only (``status``, ``preview``) creates no file: a site that never
+        sent gets an empty ledger in memory.
+        """
         self.path = data_dir / LEDGER_FILE
+        self._target: str | Path = self.path
+        self._uri = False
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            if read_only and not self.path.exists():
+                self._target, self._uri = f"file:newsletter-ledger-{id(self)}?mode=memory&cache=shared", True
+            elif not read_only:
+                data_dir.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self._target, uri=self._uri, check_same_thread=False, isolation_level=None, timeout=30
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-            # Before 0.2 a forced send settled the scheduled period with a "skipped" row.
-            self._db.execute(
-                "UPDATE deliveries SET status = ? WHERE status = ? AND error LIKE 'covered by %'",
-                (DeliveryStatus.COVERED.value, DeliveryStatus.SKIPPED.value),
-            )
-        except sqlite3.OperationalError as e:  # permissions, a read-only disk, a lock held too long
-            raise StoreError(
-                f"cannot use the ledger {self.path} ({e}); check that this user may write the data folder "
-                "and that no other process holds it"
-            ) from e
-        except sqlite3.DatabaseError as e:
-            raise StoreCorruptError(
-                f"{self.path} cannot be opened as a ledger ({e}); restore it from a backup "
-                "(it is never reset automatically)"
-            ) from e
+            if not read_only:  # before 0.2 a forced send settled the scheduled period with a "skipped" row
+                self._db.execute(
+                    "UPDATE deliveries SET status = ? WHERE status = ? AND error LIKE 'covered by %'",
+                    (DeliveryStatus.COVERED.value, DeliveryStatus.SKIPPED.value),
+                )
+        except sqlite3.Error as e:  # permissions, a read-only or full disk, a lock held too long, a damaged file
+            raise self._error(e) from e
         except OSError as e:
             raise StoreError(f"cannot open {self.path} ({e.strerror})") from e
         self._lock = threading.Lock()
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._readers: list[sqlite3.Connection] = []
+
+    def _error(self, e: sqlite3.Error) -> StoreError:
+        """A SQLite error as one line naming the file and the fix (no traceback reaches the user)."""
+        if "full" in str(e):  # SQLITE_FULL: "database or disk is full"
+            return StoreError(
+                f"the disk holding the ledger {self.path} is full ({e}); free some space and run again "
+                "(the change that failed was not recorded)"
+            )
+        if type(e) is sqlite3.OperationalError:
+            return StoreError(
+                f"cannot use the ledger {self.path} ({e}); check that this user may write the data folder "
+                "and that no other process holds it"
+            )
+        return StoreCorruptError(
+            f"the ledger {self.path} is damaged ({e}); restore it from a backup, or move it away and set "
+            "NEWSLETTER_ACCEPT_NEW_LEDGER=1 for one run to start a new one (readers may get repeats); "
+            "it is never reset automatically"
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -147,12 +170,19 @@ class Ledger:
         try:
             conn = self._idle.get_nowait()
         except queue.Empty:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA query_only = ON")
+            try:
+                conn = sqlite3.connect(
+                    self._target, uri=self._uri, isolation_level=None, timeout=30, check_same_thread=False
+                )
+                conn.execute("PRAGMA query_only = ON")
+            except sqlite3.Error as e:
+                raise self._error(e) from e
             with self._lock:
                 self._readers.append(conn)
         try:
             return conn.execute(sql, args).fetchall()
+        except sqlite3.Error as e:  # garbage pages show at the first query, not at open
+            raise self._error(e) from e
         finally:
             self._idle.put(conn)
 
@@ -163,13 +193,19 @@ class Ledger:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise self._error(e) from e
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as e:
+                with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already (disk full)
+                    self._db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise self._error(e) from e
                 raise
-            self._db.execute("COMMIT")
 
     # -- the state machine -----------------------------------------------------
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from . import logs, sources
+from . import logs, site, sources
 from . import match as ranking
 from . import profiles as profile_files
 from .config import Settings
@@ -556,7 +556,9 @@ class App:
         states = self.store.source_states()
         configured = [states.get(s.name, SourceState(s.name)) for s in self.settings.sources]
         first_seen = [e.first_seen for e in self.store.get_entries().values()]
-        return health(now, configured, first_seen, self.ledger.rows())
+        # Read-only (status): rows "sending" while no process holds the folder were cut off by a dead one.
+        alive = not self.store.read_only or site.writer_alive(self.settings.paths.data_dir)
+        return health(now, configured, first_seen, self.ledger.rows(), writer_alive=alive)
 
 
 def _logged(result: DeliveryResult) -> DeliveryResult:
@@ -685,9 +687,18 @@ def make_app(
     store = store or Store(settings.paths.data_dir)
     ledger: Ledger | None = None
     try:
-        ledger = Ledger(settings.paths.data_dir)
         clock = clock or utcnow
+        if not store.read_only:  # under the write lock: no live writer of ours has temp files or sends
+            site.check_lost_state(settings)  # a lost ledger or key is refused, never recreated silently
+            p = settings.paths
+            site.clean_stale_temp((p.data_dir, p.feeds_dir, p.outbox_dir, p.profiles_dir), utcnow())  # file times
+        ledger = Ledger(settings.paths.data_dir, read_only=store.read_only)
+        if not store.read_only:
+            site.settle_outbox_sends(ledger, settings.paths.outbox_dir, clock())  # the .eml file says what happened
         recovered = [] if store.read_only else ledger.recover(clock())
+        key = load_secret(settings.paths.data_dir, create=not store.read_only)
+        if not store.read_only:
+            site.record_site(settings.paths.data_dir, key, clock())
         renderer = Renderer(
             settings.paths.templates_dir,
             site_title=settings.site.title,
@@ -703,7 +714,7 @@ def make_app(
             sender=sender or (ReadOnlySender() if store.read_only else make_sender(settings)),
             fetcher=Fetcher(settings.fetch, contact=settings.site.contact, http=http),
             renderer=renderer,
-            tokens=Tokens(load_secret(settings.paths.data_dir)),
+            tokens=Tokens(key),
             clock=clock,
             recovered=recovered,
         )

@@ -11,6 +11,14 @@ Speed (issue 9: 1,000+ emails/s on one core): a paper's text is escaped once
 per run, not once per reader (``Renderer._paper``), and ``{{ x }}`` passes such
 already-escaped ``Markup`` through instead of rebuilding it (``escape_output``).
 Escaping stays on for every value; only its repetition is gone.
+
+One escaping rule (issue 14): every text value (paper fields, reasons, the
+reader's name, notes) is *plain text* here (:func:`newsletter.sources.to_text`
+unescapes feed HTML), and each output escapes it for exactly the layers its
+container has: the text part none; the email HTML and Atom (``type="text"``)
+once; RSS ``<title>`` and ``<description>``, which feed readers take as HTML
+inside XML, twice (:func:`html_text`, then XML).  Escaping once there let
+``&lt;img onerror&gt;`` arriving entity-encoded become live HTML in a reader.
 """
 
 from __future__ import annotations
@@ -76,6 +84,15 @@ class ReaderLinks:
 def xml_text(value: str) -> str:
     """Drop characters XML 1.0 forbids (control characters, lone surrogates)."""
     return _XML_ILLEGAL.sub("", value)
+
+
+def html_text(value: str) -> str:
+    """Plain text as HTML text content, before it is escaped again for XML (RSS).
+
+    Only ``&``, ``<`` and ``>``: quotes mean nothing outside an attribute, and
+    leaving them keeps ordinary text byte-identical to a once-escaped value.
+    """
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def safe_url(value: str | None) -> str:
@@ -250,6 +267,8 @@ def _paper(e: Entry) -> _Paper:
         "updated_rfc3339": _rfc3339(e.updated or when),
     }
     fields: dict[str, Any] = {name: escape(value) for name, value in text.items()}
+    fields["title_rss"] = escape(html_text(title))
+    fields["summary_rss"] = escape(html_text(text["summary"]))
     fields["authors_list"] = tuple(escape(xml_text(a)) for a in e.authors[:MAX_FEED_AUTHORS])
     fields["category_list"] = tuple(escape(xml_text(c)) for c in e.categories[:4])
     urls = [("PDF", e.pdf_url), ("Code", e.code_url), ("Project page", e.project_url)]
@@ -333,7 +352,7 @@ class Renderer:
         self.compile_count = 0
         """How many times MJML ran; tests check it stays at one per template."""
         self._papers: dict[str, _Paper] = {}
-        self._reasons: dict[str, tuple[Markup, Markup]] = {}
+        self._reasons: dict[str, tuple[Markup, Markup, Markup]] = {}
 
     def source(self, name: str) -> str:
         try:
@@ -392,8 +411,11 @@ class Renderer:
             paper = self._papers[e.id] = _paper(e)
         return paper
 
-    def _item(self, m: Match, number: int) -> _Item:
-        """Match *number* (from 1) for the templates: the cached paper plus this reader's reasons."""
+    def _item(self, m: Match, number: int, *, rss: bool = False) -> _Item:
+        """Match *number* (from 1) for the templates: the cached paper plus this reader's reasons.
+
+        With *rss*, the fields an RSS reader takes as HTML are escaped twice.
+        """
         paper = self._paper(m.entry)
         line = m.reason_line
         reasons = self._reasons.get(line)
@@ -401,10 +423,16 @@ class Renderer:
             if len(self._reasons) >= _CACHE_LIMIT:
                 self._reasons.clear()
             clean = xml_text(line)
-            reasons = self._reasons[line] = (escape(clean), escape(_wrap(clean, 9, 9)))
+            reasons = self._reasons[line] = (escape(clean), escape(_wrap(clean, 9, 9)), escape(html_text(clean)))
         values = paper.fields.copy()
-        values["reasons"], values["reasons_text"] = reasons
+        values["reasons"], values["reasons_text"], reasons_rss = reasons
         values["number"] = number
+        if rss:  # RSS <title> and <description> are HTML inside XML
+            values["title"], values["summary"], values["reasons"] = (
+                values["title_rss"],
+                values["summary_rss"],
+                reasons_rss,
+            )
         item = _Item()
         item.__dict__ = values
         return item
@@ -466,20 +494,25 @@ class Renderer:
         self_url: str,
         updated: datetime,
         notes: Sequence[str] = (),
+        kind: str = "atom",
     ) -> dict[str, Any]:
+        """The values a feed template sees; for ``kind="rss"`` the HTML-bearing ones are escaped twice."""
         description = f"New papers matching {profile.name}'s interests: {_interests_line(profile)}"
         if notes:  # e.g. a failing source: feed-only readers must see it too
             description += " Note: " + " ".join(notes)
+        title = xml_text(f"{self.site_title}: papers for {profile.name}")
+        description = xml_text(description)
+        rss = kind == "rss"
         return {
-            "title": xml_text(f"{self.site_title}: papers for {profile.name}"),
-            "description": xml_text(description),
+            "title": escape(html_text(title)) if rss else title,
+            "description": escape(html_text(description)) if rss else description,
             "site_url": safe_url(self.site_url or "http://localhost/"),
             "site_title": xml_text(self.site_title),
             "self_url": safe_url(self_url),
             "feed_id": _guid(f"feed:{profile.id}"),
             "updated_rfc822": _rfc822(updated),
             "updated_rfc3339": _rfc3339(updated),
-            "matches": [self._item(m, i) for i, m in enumerate(matches, 1)],
+            "matches": [self._item(m, i, rss=rss) for i, m in enumerate(matches, 1)],
         }
 
     def feed(
@@ -497,7 +530,7 @@ class Renderer:
         if kind not in names:
             raise RenderError(f"unknown feed kind {kind!r}: use 'rss' or 'atom'")
         name = names[kind]
-        context = self.feed_context(profile, matches, self_url=self_url, updated=updated, notes=notes)
+        context = self.feed_context(profile, matches, self_url=self_url, updated=updated, notes=notes, kind=kind)
         try:
             return self._template(name).render(context)
         except jinja2.UndefinedError as e:

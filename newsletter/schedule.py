@@ -260,6 +260,8 @@ class Status:
     """Sends that failed for good and need the operator."""
     last_send: datetime | None
     entries: int
+    interrupted: tuple[Delivery, ...] = ()
+    """Rows left ``sending`` by a process that is gone (no process holds the data folder)."""
 
     @property
     def failing(self) -> tuple[SourceState, ...]:
@@ -302,6 +304,7 @@ class Status:
             "quiet_days": [d.isoformat() for d in self.quiet_days],
             "skipped": rows(self.skipped, "reason"),
             "uncertain": rows(self.uncertain, "error"),
+            "interrupted": rows(self.interrupted, "error"),
             "failed": rows(self.failed, "error"),
         }
 
@@ -332,8 +335,13 @@ def health(
     first_seen: Iterable[datetime],
     deliveries: Iterable[Delivery],
     window: timedelta = HEALTH_WINDOW,
+    *,
+    writer_alive: bool = True,
 ) -> Status:
-    """Summarise source states and ledger rows into a :class:`Status`."""
+    """Summarise source states and ledger rows into a :class:`Status`.
+
+    Without a live writer (*writer_alive* False), ``sending`` rows are interrupted sends.
+    """
     rows = list(deliveries)
     recent = [r for r in rows if r.updated_at is None or r.updated_at >= now - window]
     seen = list(first_seen)
@@ -346,4 +354,5 @@ def health(
         failed=tuple(r for r in recent if r.status is DeliveryStatus.FAILED),
         last_send=max((r.updated_at for r in rows if r.status is DeliveryStatus.SENT and r.updated_at), default=None),
         entries=len(seen),
+        interrupted=() if writer_alive else tuple(r for r in rows if r.status is DeliveryStatus.SENDING),
     )

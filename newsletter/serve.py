@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from . import logs
+from . import httpguard, logs
 from .config import Settings
 from .errors import NewsletterError
 from .pipeline import App, make_app
@@ -195,7 +195,18 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> N
             stop.set()  # at once: no new sends while the HTTP side drains
             super().handle_exit(sig, frame)
 
-    config = uvicorn.Config(create_web_app(app), log_config=None, access_log=False)
+    before, after = httpguard.raise_fd_limit()
+    if after > before:
+        log.info("open-files limit raised from %d to %d", before, after, extra={"event": "start"})
+    config = uvicorn.Config(
+        httpguard.BodyLimit(create_web_app(app)),
+        log_config=None,
+        access_log=False,
+        http=httpguard.guarded_protocol(),
+        timeout_keep_alive=httpguard.KEEP_ALIVE,
+        h11_max_incomplete_event_size=httpguard.MAX_HEADER_BYTES,
+        limit_concurrency=httpguard.MAX_CONNECTIONS + 64,  # a backstop: the protocol caps connections itself
+    )
     server = Server(config)
     scheduler = build_scheduler(service, settings)
     try:
@@ -252,6 +263,11 @@ def status_lines(status: Status) -> list[str]:
         lines.append(f"{'uncertain':<11}{r.reader} {r.period}: {why}; check the mail provider's log")
     for r in status.failed:
         lines.append(f"{'failed':<11}{r.reader} {r.period}: {r.error}")
+    for r in status.interrupted:
+        lines.append(
+            f"{'interrupted':<11} {r.reader} {r.period}: the process sending it stopped mid-send; the next run "
+            "settles it (outbox: from the file; otherwise marked uncertain, not resent)"
+        )
     return lines
 
 

@@ -45,12 +45,16 @@ ALLOWED: dict[str, set[str]] = {
     # the composition root: every stage, no surface
     "pipeline": CORE
     | FETCH_ROOMS
-    | {"fetch", "store", "match", "render", "delivery", "ledger", "schedule", "profiles", "logs"},
+    | {"fetch", "store", "match", "render", "delivery", "ledger", "schedule", "profiles", "logs", "site"},
+    # the data folder's life: marker, lost state, interrupted sends (a part of the composition root)
+    "site": CORE | {"ledger", "store"},
+    # connection limits for serve's HTTP side
+    "httpguard": {"logs"},
     # ratings from the digest's links: recorded in the ledger, written into the profile file
     "ratings": CORE | {"ledger", "profiles"},
     # the surfaces, on top of the app
     "web": CORE | {"pipeline", "ratings", "schedule"},
-    "serve": CORE | {"pipeline", "web", "schedule", "logs"},
+    "serve": CORE | {"pipeline", "web", "schedule", "logs", "httpguard"},
     "cli": CORE | {"__init__", "pipeline", "logs", "serve"},
     "__main__": {"cli"},
     "__init__": {"pipeline"},
