@@ -113,7 +113,33 @@ class Tokens:
         self._unsubscribe = itsdangerous.URLSafeTimedSerializer(secret, salt="newsletter.unsubscribe")
         self._feed = itsdangerous.URLSafeSerializer(secret, salt="newsletter.feed")
         self._rating = itsdangerous.URLSafeSerializer(secret, salt="newsletter.rating")
+        self._digest = itsdangerous.URLSafeSerializer(secret, salt="newsletter.digest")
+        self._archive = itsdangerous.URLSafeSerializer(secret, salt="newsletter.archive")
         self._form = itsdangerous.URLSafeTimedSerializer(secret, salt="newsletter.form")
+
+    def digest(self, reader: str, period: str) -> str:
+        """A "view in browser" link's token: one reader's digest for one period (stable: old emails keep working)."""
+        return str(self._digest.dumps([reader, period]))
+
+    def check_digest(self, token: str) -> tuple[str, str] | None:
+        try:
+            value = self._digest.loads(token)
+        except itsdangerous.BadData:
+            return None
+        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+            return value[0], value[1]
+        return None
+
+    def archive(self, reader: str) -> str:
+        """The token of a reader's archive of past digests."""
+        return str(self._archive.dumps(reader))
+
+    def check_archive(self, token: str) -> str | None:
+        try:
+            value = self._archive.loads(token)
+        except itsdangerous.BadData:
+            return None
+        return value if isinstance(value, str) else None
 
     def rating(self, reader: str, entry_id: str, choice: str) -> str:
         """A "more like this" (``liked``) / "less like this" (``disliked``) link's token: one reader, one paper."""

@@ -159,7 +159,8 @@ class App:
         self.store.sync_profiles(loaded.profiles)
         return loaded
 
-    def links(self, reader: str) -> ReaderLinks:
+    def links(self, reader: str, period: str | None = None) -> ReaderLinks:
+        """The reader's signed links; with *period*, also that digest's "view in browser" page."""
         base = self.settings.site.base_url
         feed = self.tokens.feed(reader)
         unsubscribe = self.tokens.unsubscribe(reader)
@@ -168,7 +169,43 @@ class App:
             atom_url=f"{base}/feeds/{feed}.atom",
             unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",
             pause_url=f"{base}/pause/{unsubscribe}",
+            view_url=f"{base}/digest/{self.tokens.digest(reader, period)}" if period else "",
+            archive_url=f"{base}/archive/{self.tokens.archive(reader)}",
         )
+
+    def sent_digest(self, reader: str, period: str) -> Digest | None:
+        """A digest as it was sent, rebuilt from the ledger ("view in browser"); None if none was sent.
+
+        The papers come in the order they were sent, with the reasons the
+        reader's feed kept for them.
+        """
+        row = self.ledger.get(reader, period)
+        if row is None or row.status is not DeliveryStatus.SENT:
+            return None
+        profile = _profile_of(self, reader)
+        if profile is None:
+            return None
+        entries = self.store.get_entries(row.entry_ids)
+        reasons = {i.entry_id: i for i in self.ledger.feed_items(reader, 10_000)}
+        matches = tuple(
+            Match(
+                entries[i],
+                reasons[i].score if i in reasons else 0.0,
+                tuple(Reason(ReasonKind(k), t) for k, t in reasons[i].reasons) if i in reasons else (),
+            )
+            for i in row.entry_ids
+            if i in entries
+        )
+        try:
+            day = period_of_key(profile, period).day
+        except ValueError:
+            return None
+        return Digest(profile, period, day, matches, row.updated_at or self.clock())
+
+    def archive(self, reader: str) -> list[Delivery]:
+        """The reader's sent digests, newest first."""
+        rows = [r for r in self.ledger.rows(reader=reader) if r.status is DeliveryStatus.SENT]
+        return sorted(rows, key=lambda r: r.period, reverse=True)
 
     # -- digests -------------------------------------------------------------------
 
@@ -370,7 +407,7 @@ class App:
         if not digest.matches and profile.skip_empty:
             self.ledger.mark_skipped(profile.id, period, NOTHING_MATCHED, now)
             return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period, detail=NOTHING_MATCHED)
-        links = self.links(profile.id)
+        links = self.links(profile.id, period)
         email = self.renderer.email(digest, links)
         d = self.settings.delivery
         message = build_message(
@@ -559,6 +596,16 @@ class App:
         # Read-only (status): rows "sending" while no process holds the folder were cut off by a dead one.
         alive = not self.store.read_only or site.writer_alive(self.settings.paths.data_dir)
         return health(now, configured, first_seen, self.ledger.rows(), writer_alive=alive)
+
+
+def _profile_of(app: App, reader: str) -> Profile | None:
+    """The reader's profile from their file, or None when it is gone or broken."""
+    doc = app.store.profile_doc(reader)
+    path = Path(doc["path"]) if doc and doc.get("path") else app.settings.paths.profiles_dir / f"{reader}.toml"
+    try:
+        return profile_files.load_profile(path, app.settings.paths.profiles_dir)
+    except NewsletterError:
+        return None
 
 
 def _logged(result: DeliveryResult) -> DeliveryResult:

@@ -79,6 +79,10 @@ class ReaderLinks:
     """Where the reader pauses mail; empty: the footer says to set ``paused`` in the profile."""
     profile_url: str = ""
     """Where the reader edits their profile; empty: the footer names the file."""
+    view_url: str = ""
+    """This digest as a web page ("view in browser"); empty when not known yet."""
+    archive_url: str = ""
+    """The reader's past digests."""
 
 
 def xml_text(value: str) -> str:
@@ -463,6 +467,8 @@ class Renderer:
             "unsubscribe_url": safe_url(links.unsubscribe_url),
             "pause_url": safe_url(links.pause_url),
             "profile_url": safe_url(links.profile_url),
+            "view_url": safe_url(links.view_url),
+            "archive_url": safe_url(links.archive_url),
             "site_title": xml_text(self.site_title),
             "contact": xml_text(self.contact),
         }

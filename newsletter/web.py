@@ -72,6 +72,8 @@ def create_web_app(app: App) -> Starlette:
         Route("/pause/{token}", web.pause_page, methods=["GET"]),
         Route("/pause/{token}", web.pause_for_a_week, methods=["POST"]),
         Route("/feeds/{name}", web.feed, methods=["GET"]),
+        Route("/digest/{token}", web.digest_page, methods=["GET"]),
+        Route("/archive/{token}", web.archive_page, methods=["GET"]),
         Route("/rate/{token}", web.rating_page, methods=["GET"]),
         Route("/rate/{token}", web.rate, methods=["POST"]),
         Route("/healthz", web.healthz, methods=["GET"]),
@@ -88,6 +90,42 @@ class _Web:
         self.app = app
         self._write = threading.Lock()
         self.ratings = Ratings(app.ledger)
+
+    # -- view in browser, archive ----------------------------------------------------------
+
+    def digest_page(self, request: Request) -> Response:
+        """One sent digest as a web page: the email's own HTML, rebuilt from the ledger."""
+        from starlette.responses import HTMLResponse
+
+        found = self.app.tokens.check_digest(str(request.path_params["token"]))
+        if found is None:
+            return _bad_token()
+        reader, period = self.app.ledger.resolve(found[0]), found[1]
+        digest = self.app.sent_digest(reader, period)
+        if digest is None:
+            body = "<p>This digest is not available any more (or was never sent).</p>"
+            return HTMLResponse(_page("Digest not found", body), status_code=404)
+        email = self.app.renderer.email(digest, self.app.links(reader, period))
+        return HTMLResponse(email.html, headers={"Cache-Control": "private, max-age=3600"})
+
+    def archive_page(self, request: Request) -> Response:
+        """The reader's past digests, newest first, each linking to its page."""
+        from starlette.responses import HTMLResponse
+
+        reader = self.app.tokens.check_archive(str(request.path_params["token"]))
+        if reader is None:
+            return _bad_token()
+        reader = self.app.ledger.resolve(reader)
+        rows = self.app.archive(reader)
+        items = "".join(
+            f'<li><a href="/digest/{html.escape(self.app.tokens.digest(reader, r.period))}">'
+            f"{html.escape(r.period)}</a>: {len(r.entry_ids)} paper{'s' if len(r.entry_ids) != 1 else ''}</li>"
+            for r in rows
+        )
+        body = f"<p>Past digests <strong>{self._who(reader)}</strong>.</p>" + (
+            f"<ul>{items}</ul>" if items else "<p>None sent yet.</p>"
+        )
+        return HTMLResponse(_page("Your digests", body), headers=_NO_STORE)
 
     # -- ratings ("more like this" / "less like this") -------------------------------------
 

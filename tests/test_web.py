@@ -161,3 +161,27 @@ def test_pause_for_a_week_writes_the_date_and_mail_resumes_by_itself(app: App, c
     assert path.read_text().startswith(before.splitlines()[0]), "comments are kept"
     assert is_paused(profile, None, now)
     assert not is_paused(profile, None, now + timedelta(days=8)), "mail resumes by itself"
+
+
+def test_view_in_browser_and_the_archive_show_what_was_sent(settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from conftest import Clock
+
+    clock = Clock(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+    with make_app(settings, clock=clock) as app:
+        report = app.run(force=True)
+        ada = next(r for r in report.deliveries if r.reader == "ada")
+        client = TestClient(create_web_app(app), follow_redirects=False)
+        page = client.get(f"/digest/{app.tokens.digest('ada', ada.period or '')}")
+        assert page.status_code == 200
+        ids = app.ledger.get("ada", ada.period or "").entry_ids  # type: ignore[union-attr]
+        titles = [e.title for e in app.store.get_entries(ids).values()]
+        import html
+
+        missing = [t for t in titles if html.escape(" ".join(t.split())[:40], quote=False) not in page.text]
+        assert not missing, "every paper of the digest is on the page"
+        archive = client.get(f"/archive/{app.tokens.archive('ada')}")
+        assert archive.status_code == 200 and ada.period in archive.text and f"{len(ids)} papers" in archive.text
+        assert client.get(f"/digest/{app.tokens.digest('ada', '2020-01-01')}").status_code == 404
+        assert client.get("/digest/forged").status_code == 400
