@@ -381,7 +381,8 @@ def test_retry_after_as_seconds_or_http_date() -> None:
 def test_hf_catches_up_missed_days_by_date_and_records_older_ones(
     tmp_path: Path, server: FeedServer, sleeps: Sleeps
 ) -> None:
-    settings = settings_for(tmp_path, source("hf", server.url("/hf.json"), "hf"), catchup_days=3)
+    # the four fetches and parses share one budget: 1.5 s is not enough on a busy machine
+    settings = settings_for(tmp_path, source("hf", server.url("/hf.json"), "hf"), catchup_days=3, deadline=30)
     with app_for(settings, sleeps) as app:
         app.store.put_source_states([SourceState("hf", last_date="2025-11-09")])
         result = app.fetch()[0]
@@ -395,7 +396,7 @@ def test_hf_catches_up_missed_days_by_date_and_records_older_ones(
 
 def test_a_failed_catch_up_day_is_retried_next_run(tmp_path: Path, server: FeedServer, sleeps: Sleeps) -> None:
     server.fail("/hf.json?date=2025-11-13", 404)
-    settings = settings_for(tmp_path, source("hf", server.url("/hf.json"), "hf"))
+    settings = settings_for(tmp_path, source("hf", server.url("/hf.json"), "hf"), deadline=30)
     with app_for(settings, sleeps) as app:
         app.store.put_source_states([SourceState("hf", last_date="2025-11-12")])
         result = app.fetch()[0]
