@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.error
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -46,6 +46,7 @@ from .errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from .retry import rate_limit_wait
 from .store import atomic_write
 from .types import RenderedEmail
 
@@ -493,7 +494,7 @@ def _sendgrid_error(status: int, headers: Any, body: Any) -> DeliveryError:
     """Our error kind for one SendGrid status (see REFERENCE.md, SendGrid v3)."""
     detail = _sendgrid_detail(body)
     if status == 429:
-        return TransientDeliveryError(f"SendGrid rate limit (429){detail}", _retry_after(headers))
+        return TransientDeliveryError(f"SendGrid rate limit (429){detail}", rate_limit_wait(headers, datetime.now(UTC)))
     if status in (401, 403):
         return DeliveryAuthError(
             f"SendGrid refused the API key ({status}){detail}; check SENDGRID_API_KEY and its Mail Send permission"
@@ -517,25 +518,6 @@ def _sendgrid_detail(body: Any) -> str:
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return ""
     return f": {one_line(message, 200)}" + (f" (field {field})" if field else "")
-
-
-def _retry_after(headers: Any, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds to wait from ``Retry-After`` or ``X-RateLimit-Reset`` (a Unix time)."""
-    if headers is None:
-        return None
-    after = headers.get("Retry-After")
-    if after is not None:
-        try:
-            return max(0.0, float(after))
-        except ValueError:
-            pass
-    reset = headers.get("X-RateLimit-Reset")
-    if reset is not None:
-        try:
-            return max(0.0, float(reset) - now())
-        except ValueError:
-            pass
-    return None
 
 
 # -- SMTP ----------------------------------------------------------------------------
