@@ -116,6 +116,7 @@ class Tokens:
         self._rating = itsdangerous.URLSafeSerializer(secret, salt="newsletter.rating")
         self._digest = itsdangerous.URLSafeSerializer(secret, salt="newsletter.digest")
         self._archive = itsdangerous.URLSafeSerializer(secret, salt="newsletter.archive")
+        self._manage = itsdangerous.URLSafeSerializer(secret, salt="newsletter.manage")
         self._form = itsdangerous.URLSafeTimedSerializer(secret, salt="newsletter.form")
 
     def digest(self, reader: str, period: str) -> str:
@@ -130,6 +131,17 @@ class Tokens:
         if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
             return value[0], value[1]
         return None
+
+    def manage(self, reader: str) -> str:
+        """The token of a reader's "manage your digest" page."""
+        return str(self._manage.dumps(reader))
+
+    def check_manage(self, token: str) -> str | None:
+        try:
+            value = self._manage.loads(token)
+        except itsdangerous.BadData:
+            return None
+        return value if isinstance(value, str) else None
 
     def archive(self, reader: str) -> str:
         """The token of a reader's archive of past digests."""

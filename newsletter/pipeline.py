@@ -171,6 +171,7 @@ class App:
             pause_url=f"{base}/pause/{unsubscribe}",
             view_url=f"{base}/digest/{self.tokens.digest(reader, period)}" if period else "",
             archive_url=f"{base}/archive/{self.tokens.archive(reader)}",
+            profile_url=f"{base}/manage/{self.tokens.manage(reader)}",
         )
 
     def sent_digest(self, reader: str, period: str) -> Digest | None:
@@ -210,17 +211,29 @@ class App:
     # -- digests -------------------------------------------------------------------
 
     def digest(
-        self, profile: Profile, period: Period, index: ranking.Index, now: datetime, *, since: datetime | None = None
+        self,
+        profile: Profile,
+        period: Period,
+        index: ranking.Index,
+        now: datetime,
+        *,
+        since: datetime | None = None,
+        fresh_only: bool = True,
     ) -> Digest:
         """What *profile* gets for *period*: new entries, minus everything delivered.
 
         Seed papers come from the store (they may be older than the day's
         entries); seed ids the store does not have are named in the notes.
         """
-        return self._digests([(profile, period, since)], index, now)[0]
+        return self._digests([(profile, period, since)], index, now, fresh_only=fresh_only)[0]
 
     def _digests(
-        self, wanted: Sequence[tuple[Profile, Period, datetime | None]], index: ranking.Index, now: datetime
+        self,
+        wanted: Sequence[tuple[Profile, Period, datetime | None]],
+        index: ranking.Index,
+        now: datetime,
+        *,
+        fresh_only: bool = True,
     ) -> list[Digest]:
         """:meth:`digest` for many readers with one :meth:`Index.rank_many` (vectorised) call.
 
@@ -233,7 +246,7 @@ class App:
             if cutoff is None:
                 cutoff = self.ledger.last_sent_at(profile.id) or (now - lookback(profile))
             since[profile.id] = cutoff
-            exclude[profile.id] = self.ledger.delivered_ids(profile.id)
+            exclude[profile.id] = self.ledger.delivered_ids(profile.id) if fresh_only else set()
         seeds = self.store.get_entries(f"arxiv:{p}" for profile, _, _ in wanted for p in profile.interests.papers)
         ranked = index.rank_many([p for p, _, _ in wanted], now, exclude, since, seeds=seeds)
         source_notes = self.source_notes()
@@ -276,11 +289,17 @@ class App:
 
         Sends nothing and records nothing (no ledger row, no feed item).
         """
-        profile = self.profile(reader_id)
+        return self.preview_profile(self.profile(reader_id), days)
+
+    def preview_profile(self, profile: Profile, days: int = 1, *, fresh_only: bool = True) -> Digest:
+        """:meth:`preview` for a profile that need not be saved yet (the manage page's live preview).
+
+        With ``fresh_only=False`` papers already sent count too: "what you would have got this week".
+        """
         now = self.clock()
         since = now - timedelta(days=days)
         index = ranking.Index(self.store.entries_since(since))
-        return self.digest(profile, forced_period(profile, now), index, now, since=since)
+        return self.digest(profile, forced_period(profile, now), index, now, since=since, fresh_only=fresh_only)
 
     def plan(self, readers: Sequence[Profile], *, force: bool = False) -> list[Due | DeliveryResult]:
         """Who is due now (:func:`schedule.plan` over one ledger snapshot); writes nothing."""

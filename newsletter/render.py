@@ -393,6 +393,13 @@ class Renderer:
         except jinja2.TemplateSyntaxError as e:
             raise RenderError(f"template {name}: Jinja tags broken by MJML compilation: {e.message}") from e
 
+    def page(self, name: str, **context: Any) -> str:
+        """A reader page of ``serve`` (``manage.html``...): the same environment, the same escaping rule."""
+        try:
+            return self._template(name).render(site_title=xml_text(self.site_title), **context)
+        except jinja2.UndefinedError as e:
+            raise RenderError(f"template {name} uses an unknown value: {e.message}") from e
+
     def _template(self, name: str) -> jinja2.Template:
         if name not in self._templates:
             check_autoescape(self.env, name, self.source(name))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import profiles as profile_files
-from .errors import NewsletterError
+from .errors import NewsletterError, ProfileError
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -40,6 +40,12 @@ if TYPE_CHECKING:
     from .pipeline import App
 
 log = logging.getLogger(__name__)
+
+MANAGE_PREVIEW_DAYS = 7
+"""The manage page previews the digest of the last week with the settings on the form."""
+MANAGE_FORM_AGE = 24 * 3600
+"""A manage page may stay open this long before saving needs a reload."""
+MAX_FORM_BYTES = 256 * 1024
 
 PAUSE_DAYS = 7
 """How long "pause for a week" pauses."""
@@ -72,6 +78,8 @@ def create_web_app(app: App) -> Starlette:
         Route("/pause/{token}", web.pause_page, methods=["GET"]),
         Route("/pause/{token}", web.pause_for_a_week, methods=["POST"]),
         Route("/feeds/{name}", web.feed, methods=["GET"]),
+        Route("/manage/{token}", web.manage_page, methods=["GET"]),
+        Route("/manage/{token}", web.manage, methods=["POST"]),
         Route("/digest/{token}", web.digest_page, methods=["GET"]),
         Route("/archive/{token}", web.archive_page, methods=["GET"]),
         Route("/rate/{token}", web.rating_page, methods=["GET"]),
@@ -90,6 +98,138 @@ class _Web:
         self.app = app
         self._write = threading.Lock()
         self.ratings = Ratings(app.ledger)
+
+    # -- manage your digest ------------------------------------------------------------------
+
+    def _manage_html(
+        self,
+        token: str,
+        reader: str,
+        text: str,
+        form: dict[str, str],
+        *,
+        errors: list[str] | None = None,
+        saved: bool = False,
+        fragment: bool = False,
+        preview_of: str | None = None,
+    ) -> str:
+        """The manage page (or only its preview box), with the digest the settings would give this week."""
+        from . import manage
+
+        path = _profile_path(self.app, reader)
+        preview_errors: list[str] = []
+        matches: list[dict[str, str]] = []
+        try:
+            profile = profile_files.parse_profile(preview_of if preview_of is not None else text, path or Path(reader))
+            digest = self.app.preview_profile(profile, MANAGE_PREVIEW_DAYS, fresh_only=False)
+            matches = [{"title": m.entry.title, "url": m.entry.link, "reasons": m.reason_line} for m in digest.matches]
+        except ProfileError as e:
+            preview_errors = [m for _, m in e.problems]
+        context: dict[str, Any] = {
+            "matches": matches,
+            "preview_errors": preview_errors,
+            "days": MANAGE_PREVIEW_DAYS,
+        }
+        if fragment:
+            return self.app.renderer.page("manage_preview.html", **context)
+        return self.app.renderer.page(
+            "manage.html",
+            **context,
+            action=f"/manage/{token}",
+            nonce=self.app.tokens.form(token),
+            version=manage.version_of(text),
+            form=form,
+            frequencies=manage.FREQUENCIES,
+            email=form.get("email", ""),
+            errors=errors or [],
+            saved=saved,
+        )
+
+    def manage_page(self, request: Request) -> Response:
+        """The reader's settings as a form, and the digest they would have got this week. A GET changes nothing."""
+        from starlette.responses import HTMLResponse
+
+        from . import manage
+
+        token = str(request.path_params["token"])
+        reader = self.app.tokens.check_manage(token)
+        path = _profile_path(self.app, self.app.ledger.resolve(reader)) if reader else None
+        if reader is None or path is None:
+            return _bad_token()
+        reader = self.app.ledger.resolve(reader)
+        try:
+            text, _ = profile_files.read_profile_text(path, self.app.settings.paths.profiles_dir)
+            profile = profile_files.parse_profile(text, path)
+        except ProfileError as e:
+            body = f"<p>Your profile cannot be read right now ({html.escape(str(e))}); the sender can fix it.</p>"
+            return HTMLResponse(_page("Please try again later", body), status_code=503)
+        form = {**manage.form_of(profile), "email": profile.email}
+        return HTMLResponse(self._manage_html(token, reader, text, form), headers=_NO_STORE)
+
+    async def manage(self, request: Request) -> Response:
+        """Save (or preview) the submitted settings: validated like `profiles check`, refused if the file changed."""
+        from urllib.parse import parse_qs
+
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import HTMLResponse
+
+        token = str(request.path_params["token"])
+        reader = self.app.tokens.check_manage(token)
+        if reader is None:
+            return _bad_token()
+        reader = self.app.ledger.resolve(reader)
+        if not _same_origin(request, self.app.settings.site.base_url):
+            return HTMLResponse(_page("Not allowed", "<p>This form must be sent from its own page.</p>"), 403)
+        raw = await request.body()
+        if len(raw) > MAX_FORM_BYTES:
+            return HTMLResponse(_page("Too long", "<p>The form is too long; shorten your lists.</p>"), 413)
+        fields = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        if not self.app.tokens.check_form(fields.get("nonce", ""), token, max_age=MANAGE_FORM_AGE):
+            body = "<p>This page is too old: open the link in your digest again.</p>"
+            return HTMLResponse(_page("Please reload", body), status_code=400, headers=_NO_STORE)
+        return await run_in_threadpool(self._manage_post, token, reader, fields)
+
+    def _manage_post(self, token: str, reader: str, fields: dict[str, str]) -> Response:
+        from starlette.responses import HTMLResponse
+
+        from . import manage
+        from .store import atomic_write
+
+        path = _profile_path(self.app, reader)
+        if path is None:
+            return _bad_token()
+        with self._write:
+            try:
+                text, _ = profile_files.read_profile_text(path, self.app.settings.paths.profiles_dir)
+            except ProfileError as e:
+                return HTMLResponse(_page("Please try again later", f"<p>{html.escape(str(e))}</p>"), 503)
+            email = profile_files.parse_profile(text, path).email if fields.get("do") != "fragment" else ""
+            form = {k: fields.get(k, "") for k in (*manage.LISTS, "frequency", "send_at", "timezone", "max_items")}
+            form["paused"] = fields.get("paused", "")
+            try:
+                edited = manage.apply_form(text, form)
+            except Exception as e:  # tomlkit refuses a value: report it like a validation error
+                edited, form_error = text, f"cannot write these settings ({e})"
+            else:
+                form_error = ""
+            if fields.get("do") == "fragment":
+                return HTMLResponse(self._manage_html(token, reader, text, form, fragment=True, preview_of=edited))
+            shown = {**form, "email": email}
+            try:
+                profile_files.parse_profile(edited, path)
+            except ProfileError as e:
+                errors = [(f"line {n}: " if n else "") + m for n, m in e.problems]
+                html_page = self._manage_html(token, reader, text, shown, errors=errors, preview_of=edited)
+                return HTMLResponse(html_page, status_code=422, headers=_NO_STORE)
+            if form_error:
+                return HTMLResponse(self._manage_html(token, reader, text, shown, errors=[form_error]), 422)
+            if fields.get("do") != "save":
+                return HTMLResponse(self._manage_html(token, reader, text, shown, preview_of=edited), headers=_NO_STORE)
+            if fields.get("version") != manage.version_of(text):
+                errors = ["your profile file was changed since this page was opened; reload the page to see it"]
+                return HTMLResponse(self._manage_html(token, reader, text, shown, errors=errors), 409)
+            atomic_write(path, edited.encode("utf-8"))
+        return HTMLResponse(self._manage_html(token, reader, edited, shown, saved=True), headers=_NO_STORE)
 
     # -- view in browser, archive ----------------------------------------------------------
 

@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from newsletter import profiles as profile_files
 from newsletter.config import Settings
+from newsletter.errors import ProfileError
 from newsletter.pipeline import App, make_app
 from newsletter.web import create_web_app
 
@@ -33,7 +34,7 @@ def paused(app: App, reader: str) -> tuple[bool, bool]:
     path = app.settings.paths.profiles_dir / f"{reader}.toml"
     try:
         profile = profile_files.load_profile(path)
-    except profile_files.ProfileError:
+    except ProfileError:
         return False, app.ledger.unsubscribed_at(reader) is not None
     return profile.paused, app.is_paused(profile)
 
