@@ -109,6 +109,8 @@ class SiteSettings(_Section):
     title: str = "newsletter"
     contact: str = "operator@example.org"
     """Named in the User-Agent and in every email footer."""
+    subscribe: bool = False
+    """Let anyone join at `/subscribe` (address and a few interests, confirmed by email: double opt-in)."""
 
     @field_validator("base_url")
     @classmethod

@@ -117,6 +117,7 @@ class Tokens:
         self._digest = itsdangerous.URLSafeSerializer(secret, salt="newsletter.digest")
         self._archive = itsdangerous.URLSafeSerializer(secret, salt="newsletter.archive")
         self._manage = itsdangerous.URLSafeSerializer(secret, salt="newsletter.manage")
+        self._subscribe = itsdangerous.URLSafeTimedSerializer(secret, salt="newsletter.subscribe")
         self._form = itsdangerous.URLSafeTimedSerializer(secret, salt="newsletter.form")
 
     def digest(self, reader: str, period: str) -> str:
@@ -130,6 +131,19 @@ class Tokens:
             return None
         if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
             return value[0], value[1]
+        return None
+
+    def subscription(self, email: str, keywords: list[str]) -> str:
+        """The confirmation link of a `/subscribe` request: the address and interests, signed, expiring."""
+        return str(self._subscribe.dumps([email, keywords]))
+
+    def check_subscription(self, token: str, *, max_age: int = 2 * 24 * 3600) -> tuple[str, list[str]] | None:
+        try:
+            value = self._subscribe.loads(token, max_age=max_age)
+        except itsdangerous.BadData:
+            return None
+        if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], list):
+            return value[0], [str(k) for k in value[1]]
         return None
 
     def manage(self, reader: str) -> str:
@@ -224,6 +238,31 @@ def message_id(reader: str, period: str, from_address: str) -> str:
     domain = from_address.rpartition("@")[2] or "localhost"
     digest = hashlib.sha256(f"{reader}\0{period}".encode()).hexdigest()[:24]
     return f"<digest.{period}.{digest}@{domain}>"
+
+
+def build_notice(
+    *, to: str, subject: str, text: str, html: str, from_address: str, from_name: str, now: datetime, key: str
+) -> EmailMessage:
+    """A one-off message that is not a digest (a subscription confirmation): text and HTML, literal headers.
+
+    *key* makes its Message-ID (and the outbox file name) unique.
+    """
+    msg = EmailMessage(policy=WIRE)
+    try:
+        msg["From"] = Address(display_name=one_line(from_name, 80), addr_spec=from_address)
+        msg["To"] = Address(addr_spec=to)
+    except (ValueError, IndexError) as e:
+        raise PermanentDeliveryError(f"invalid address {to!r}: {e}") from e
+    msg["Subject"] = one_line(subject, 200)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id(key, "notice", from_address)
+    msg["X-Newsletter-Digest"] = f"{key}/notices"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["MIME-Version"] = "1.0"
+    msg.make_alternative()
+    msg.attach(_quoted_printable(text, "plain"))
+    msg.attach(_quoted_printable(html, "html"))
+    return msg
 
 
 def build_message(

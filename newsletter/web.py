@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SUBSCRIBE_FORM = "subscribe"
+SUBSCRIBE_LIMIT = 10
+"""Sign-ups per client address per hour (and confirmation emails per address per hour)."""
+
 MANAGE_PREVIEW_DAYS = 7
 """The manage page previews the digest of the last week with the settings on the form."""
 MANAGE_FORM_AGE = 24 * 3600
@@ -78,6 +82,10 @@ def create_web_app(app: App) -> Starlette:
         Route("/pause/{token}", web.pause_page, methods=["GET"]),
         Route("/pause/{token}", web.pause_for_a_week, methods=["POST"]),
         Route("/feeds/{name}", web.feed, methods=["GET"]),
+        Route("/subscribe", web.subscribe_page, methods=["GET"]),
+        Route("/subscribe", web.subscribe, methods=["POST"]),
+        Route("/subscribe/confirm/{token}", web.confirm_page, methods=["GET"]),
+        Route("/subscribe/confirm/{token}", web.confirm, methods=["POST"]),
         Route("/manage/{token}", web.manage_page, methods=["GET"]),
         Route("/manage/{token}", web.manage, methods=["POST"]),
         Route("/digest/{token}", web.digest_page, methods=["GET"]),
@@ -98,6 +106,160 @@ class _Web:
         self.app = app
         self._write = threading.Lock()
         self.ratings = Ratings(app.ledger)
+        from .ratings import RateLimit
+
+        self.subscriptions = RateLimit(SUBSCRIBE_LIMIT, 3600.0)
+        self.confirmations = RateLimit(1, 3600.0)
+
+    # -- subscribe (double opt-in) -----------------------------------------------------------
+
+    def _subscribe_off(self) -> Response | None:
+        from starlette.responses import HTMLResponse
+
+        if self.app.settings.site.subscribe:
+            return None
+        return HTMLResponse(_page("Not here", "<p>This digest takes no sign-ups; ask its sender.</p>"), 404)
+
+    def subscribe_page(self, request: Request) -> Response:
+        from starlette.responses import HTMLResponse
+
+        if (off := self._subscribe_off()) is not None:
+            return off
+        nonce = html.escape(self.app.tokens.form(SUBSCRIBE_FORM))
+        title = html.escape(self.app.settings.site.title)
+        body = (
+            f"<p>Get <strong>{title}</strong>: new papers on your interests, in one short email a day.</p>"
+            '<form method="post" action="/subscribe">'
+            f'<input type="hidden" name="nonce" value="{nonce}">'
+            '<p><label>Your email address<br><input type="email" name="email" required size="32"></label></p>'
+            "<p><label>Your interests, one per line or separated by commas<br>"
+            '<textarea name="keywords" rows="4" cols="40" required placeholder="mixture of experts, FP8 training">'
+            "</textarea></label></p>"
+            '<button type="submit">Subscribe</button></form>'
+            "<p>We send a link to confirm; nothing happens until you click it.</p>"
+        )
+        return HTMLResponse(_page("Subscribe", body), headers=_NO_STORE)
+
+    async def subscribe(self, request: Request) -> Response:
+        """Send the confirmation email; the answer never says whether the address already reads the digest."""
+        from urllib.parse import parse_qs
+
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import HTMLResponse
+
+        from . import subscribe as joining
+
+        if (off := self._subscribe_off()) is not None:
+            return off
+        if not _same_origin(request, self.app.settings.site.base_url):
+            return HTMLResponse(_page("Not allowed", "<p>This form must be sent from its own page.</p>"), 403)
+        raw = await request.body()
+        fields = {k: v[0] for k, v in parse_qs(raw[:8192].decode("utf-8", "replace")).items()}
+        if not self.app.tokens.check_form(fields.get("nonce", ""), SUBSCRIBE_FORM):
+            return HTMLResponse(_page("Please reload", "<p>Open the sign-up page again.</p>"), 400)
+        address = request.client.host if request.client else "?"
+        if not self.subscriptions.allow(address):
+            return HTMLResponse(_page("Too many sign-ups", "<p>Please try again in an hour.</p>"), 429)
+        email = joining.normal_address(fields.get("email", ""))
+        keywords = joining.clean_keywords(fields.get("keywords", ""))
+        if email is None or not keywords:
+            body = "<p>Please give a valid email address and at least one interest.</p>"
+            return HTMLResponse(_page("Subscribe", body), status_code=422)
+        if self.confirmations.allow(email.lower()):  # one confirmation per address per hour, silently
+            await run_in_threadpool(self._send_confirmation, email, keywords)
+        body = (
+            f"<p>Thank you. If {html.escape(email)} can receive the digest, a message with a link to confirm "
+            "is on its way; nothing happens until you click it.</p>"
+        )
+        return HTMLResponse(_page("Check your inbox", body), headers=_NO_STORE)
+
+    def _send_confirmation(self, email: str, keywords: list[str]) -> None:
+        from . import subscribe as joining
+        from .delivery import build_notice
+
+        if joining.is_reader(self.app.settings.paths.profiles_dir, email):
+            return  # already a reader: nothing to confirm, and the page said the same as for anyone
+        site = self.app.settings.site
+        link = f"{site.base_url}/subscribe/confirm/{self.app.tokens.subscription(email, keywords)}"
+        text = (
+            f"Someone (we hope you) asked to receive {site.title} at this address, about: {', '.join(keywords)}.\n\n"
+            f"To confirm, open this link within two days:\n{link}\n\n"
+            "If it was not you, ignore this message: nothing happens without the click.\n"
+        )
+        markup = (
+            f"<p>Someone (we hope you) asked to receive <strong>{html.escape(site.title)}</strong> at this address, "
+            f'about: {html.escape(", ".join(keywords))}.</p><p><a href="{html.escape(link)}">Confirm</a> '
+            "(within two days).</p><p>If it was not you, ignore this message: nothing happens without the click.</p>"
+        )
+        d = self.app.settings.delivery
+        key = hashlib.sha256(email.lower().encode()).hexdigest()[:16]
+        message = build_notice(
+            to=email,
+            subject=f"Confirm your subscription to {site.title}",
+            text=text,
+            html=markup,
+            from_address=d.from_address,
+            from_name=d.from_name,
+            now=datetime.now(UTC),
+            key=key,
+        )
+        try:
+            self.app.sender.send(message)
+        except NewsletterError as e:
+            log.warning("subscription confirmation could not be sent: %s", e)
+
+    def confirm_page(self, request: Request) -> Response:
+        from starlette.responses import HTMLResponse
+
+        if (off := self._subscribe_off()) is not None:
+            return off
+        token = str(request.path_params["token"])
+        found = self.app.tokens.check_subscription(token)
+        if found is None:
+            return _bad_token()
+        email, keywords = found
+        nonce = html.escape(self.app.tokens.form(token))
+        body = (
+            f"<p>Receive <strong>{html.escape(self.app.settings.site.title)}</strong> at "
+            f"<strong>{html.escape(email)}</strong>, about: {html.escape(', '.join(keywords))}?</p>"
+            f'<form method="post" action="{html.escape(str(request.url.path))}">'
+            f'<input type="hidden" name="nonce" value="{nonce}"><button type="submit">Confirm</button></form>'
+        )
+        return HTMLResponse(_page("Confirm", body), headers=_NO_STORE)
+
+    async def confirm(self, request: Request) -> Response:
+        from urllib.parse import parse_qs
+
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import HTMLResponse
+
+        if (off := self._subscribe_off()) is not None:
+            return off
+        token = str(request.path_params["token"])
+        found = self.app.tokens.check_subscription(token)
+        if found is None:
+            return _bad_token()
+        raw = await request.body()
+        fields = {k: v[0] for k, v in parse_qs(raw[:4096].decode("utf-8", "replace")).items()}
+        if not self.app.tokens.check_form(fields.get("nonce", ""), token):
+            return HTMLResponse(_page("Please use the button", "<p>Open the link in the email again.</p>"), 400)
+        await run_in_threadpool(self._create_reader, *found)
+        body = "<p>Confirmed. Your first digest comes at the next send time; each one links to its settings.</p>"
+        return HTMLResponse(_page("Welcome", body), headers=_NO_STORE)
+
+    def _create_reader(self, email: str, keywords: list[str]) -> None:
+        from . import subscribe as joining
+        from .store import atomic_write
+
+        folder = self.app.settings.paths.profiles_dir
+        with self._write:
+            if joining.is_reader(folder, email):
+                return
+            path = joining.new_profile_path(folder, email)
+            text = joining.profile_text(email, keywords)
+            profile_files.parse_profile(text, path)  # what we write passes the same check as any profile
+            atomic_write(path, text.encode("utf-8"), mode=0o644)
+        log.info("new reader %s subscribed", path.stem)
 
     # -- manage your digest ------------------------------------------------------------------
 
