@@ -20,8 +20,8 @@ from . import profiles as profile_files
 from .config import DEFAULT_CONFIG, Settings, default_settings, load_settings
 from .errors import NewsletterError
 from .pipeline import App, make_app
-from .store import SourceState, Store
-from .types import DeliveryStatus, RunReport, SourceResult
+from .store import Store
+from .types import DeliveryStatus, RunReport, SourceResult, SourceState
 
 F = TypeVar("F", bound=Callable[..., Any])
 

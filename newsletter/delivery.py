@@ -46,7 +46,7 @@ from .errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from .store import atomic_write
+from .files import atomic_write
 from .types import RenderedEmail
 
 if TYPE_CHECKING:

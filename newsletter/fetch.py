@@ -48,8 +48,7 @@ import httpx
 from . import __version__, sources
 from .config import FetchSettings, SourceSettings
 from .errors import FetchError, NewsletterError
-from .store import SourceState
-from .types import EntryData
+from .types import EntryData, SourceState
 
 ARXIV_INTERVAL = {"arxiv.org": 3.0}
 """arXiv's terms: at most one request every 3 s, one connection at a time, for all its hosts."""

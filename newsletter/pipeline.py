@@ -11,7 +11,7 @@ import threading
 from collections import ChainMap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -24,10 +24,20 @@ from .config import Settings
 from .delivery import OutboxSender, Sender, SendGridSender, SmtpSender, Tokens, build_message, load_secret
 from .errors import AmbiguousDeliveryError, DeliveryAuthError, DeliveryError, NewsletterError
 from .fetch import Fetcher
+from .files import atomic_write
 from .ledger import FeedItem, Ledger
 from .render import ReaderLinks, Renderer, self_check
-from .schedule import Period, Status, current_period, forced_period, health, lookback, superseded_period
-from .store import SourceState, Store, atomic_write
+from .schedule import (
+    HEALTH_WINDOW,
+    Period,
+    Status,
+    current_period,
+    digest_since,
+    forced_period,
+    health,
+    superseded_period,
+)
+from .store import Store
 from .types import (
     Delivery,
     DeliveryResult,
@@ -40,6 +50,7 @@ from .types import (
     ReasonKind,
     RunReport,
     SourceResult,
+    SourceState,
 )
 
 Clock = Callable[[], datetime]
@@ -96,7 +107,8 @@ class App:
         now = self.clock()
         known = self.store.source_states()
         fetched = self.fetcher.fetch_all(self.settings.sources, known, now)
-        stored = self.store.get_entries()
+        # Only the stored entries an item may merge into: indexed lookups by every identity key.
+        stored = self.store.related_entries(k for f in fetched for d in f.items for k in sources.identity_keys(d))
         aliases = sources.alias_index(stored.values())  # DOI and title keys -> entry ids, shared by all sources
         changed: dict[str, Entry] = {}
         results: list[SourceResult] = []
@@ -126,8 +138,8 @@ class App:
 
     def load_profiles(self) -> profile_files.LoadResult:
         """Read every profile file and sync the valid ones into the store."""
-        loaded = profile_files.load_profiles(self.settings.paths.profiles_dir)
-        self.store.sync_profiles(loaded.profiles)
+        loaded = profile_files.load_profiles(self.settings.paths.profiles_dir, self.store.cached_profile)
+        self.store.sync_profiles(loaded.profiles, loaded.stats)
         return loaded
 
     def links(self, reader: str) -> ReaderLinks:
@@ -163,7 +175,7 @@ class App:
         exclude: dict[str, set[str]] = {}
         for profile, _, cutoff in wanted:
             if cutoff is None:
-                cutoff = self.ledger.last_sent_at(profile.id) or (now - lookback(profile))
+                cutoff = digest_since(profile, self.ledger.last_sent_at(profile.id), now)
             since[profile.id] = cutoff
             exclude[profile.id] = self.ledger.delivered_ids(profile.id)
         seeds = self.store.get_entries(f"arxiv:{p}" for profile, _, _ in wanted for p in profile.interests.papers)
@@ -235,7 +247,7 @@ class App:
             readers = self.load_profiles().profiles
         # Each reader gets what is new since their last digest; only entries
         # newer than the earliest of those cut-offs need indexing.
-        since = {p.id: self.ledger.last_sent_at(p.id) or (now - lookback(p)) for p in readers}
+        since = {p.id: digest_since(p, self.ledger.last_sent_at(p.id), now) for p in readers}
         index = ranking.Index(self.store.entries_since(min(since.values(), default=now)))
         guard = _SendGuard(stop, self.settings.delivery.auth_failure_limit)
         workers = self.settings.delivery.concurrency
@@ -475,8 +487,9 @@ class App:
         now = now or self.clock()
         states = self.store.source_states()
         configured = [states.get(s.name, SourceState(s.name)) for s in self.settings.sources]
-        first_seen = [e.first_seen for e in self.store.get_entries().values()]
-        return health(now, configured, first_seen, self.ledger.rows())
+        days = self.store.first_seen_days(now - HEALTH_WINDOW - timedelta(days=1))
+        first_seen = [datetime.combine(d, time(12), UTC) for d in days]  # one per day is all quiet_days needs
+        return health(now, configured, first_seen, self.ledger.rows(), entries=self.store.count_entries())
 
 
 def _mtime(path: Path | None) -> datetime | None:

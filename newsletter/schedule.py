@@ -16,8 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .store import SourceState
-from .types import Delivery, DeliveryStatus, Profile
+from .types import Delivery, DeliveryStatus, Profile, SourceState
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -87,8 +86,28 @@ def superseded_period(profile: Profile, now: datetime) -> Period | None:
 
 
 def lookback(profile: Profile) -> timedelta:
-    """How far back a reader's first digest looks for entries."""
+    """How far back a reader's first digest looks for entries: one period."""
     return timedelta(days=1 if profile.frequency == "daily" else 7)
+
+
+CATCH_UP_GRACE = timedelta(days=1)
+"""How much more than one period a digest may reach back after a gap."""
+
+
+def digest_since(profile: Profile, last_sent: datetime | None, now: datetime) -> datetime:
+    """Where 'new' starts for a digest at *now*: the window it ranks. Pure.
+
+    A first digest covers one period back (a day, or a week for weekly
+    readers).  After that, 'new' is everything since the last digest, but
+    never more than one period and a day back: a reader returning after a
+    month (paused, or their sends failing) gets a digest of the latest papers,
+    not of the month, and a digest never ranks more entries than that window
+    holds.  Nothing is lost when the *server* was down: entries are first seen
+    when they are fetched, so a fetch after an outage lands inside the window.
+    """
+    if last_sent is None:
+        return now - lookback(profile)
+    return max(last_sent, now - lookback(profile) - CATCH_UP_GRACE)
 
 
 def due_readers(profiles: Iterable[Profile], now: datetime, settled: Callable[[str, str], bool]) -> list[Profile]:
@@ -210,8 +229,15 @@ def health(
     first_seen: Iterable[datetime],
     deliveries: Iterable[Delivery],
     window: timedelta = HEALTH_WINDOW,
+    *,
+    entries: int | None = None,
 ) -> Status:
-    """Summarise source states and ledger rows into a :class:`Status`."""
+    """Summarise source states and ledger rows into a :class:`Status`.
+
+    *first_seen* needs one time per day with new entries, not every entry
+    (the store answers by day); *entries* is the stored count (default: how
+    many times were given).
+    """
     rows = list(deliveries)
     recent = [r for r in rows if r.updated_at is None or r.updated_at >= now - window]
     seen = list(first_seen)
@@ -223,5 +249,5 @@ def health(
         uncertain=tuple(r for r in rows if r.status is DeliveryStatus.UNCERTAIN),
         failed=tuple(r for r in recent if r.status is DeliveryStatus.FAILED),
         last_send=max((r.updated_at for r in rows if r.status is DeliveryStatus.SENT and r.updated_at), default=None),
-        entries=len(seen),
+        entries=len(seen) if entries is None else entries,
     )

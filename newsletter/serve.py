@@ -36,8 +36,8 @@ from .config import Settings
 from .errors import NewsletterError
 from .pipeline import App, make_app
 from .schedule import Status, due_readers, fetch_overdue
-from .store import SourceState, Store
-from .types import DeliveryResult, DeliveryStatus, Profile, SourceResult
+from .store import Store
+from .types import DeliveryResult, DeliveryStatus, Profile, SourceResult, SourceState
 
 FETCH_JOB = "fetch"
 TICK_JOB = "tick"

@@ -25,7 +25,7 @@ from newsletter.cli import cli
 from newsletter.config import FetchSettings, Settings, SourceSettings, default_settings
 from newsletter.fetch import Fetcher, HostLimiter, address_problem, retry_after_seconds, user_agent
 from newsletter.pipeline import App, make_app
-from newsletter.store import SourceState
+from newsletter.types import SourceState
 
 NOW = datetime(2025, 11, 14, 12, 0, tzinfo=UTC)
 FAST = {"deadline": 1.5, "timeout": 1.0, "connect_timeout": 1.0, "backoff": 0.01, "retries": 2, "concurrency": 16}
