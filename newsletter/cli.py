@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,11 +19,20 @@ from . import __version__, logs
 from . import profiles as profile_files
 from .config import DEFAULT_CONFIG, Settings, default_settings, load_settings
 from .errors import NewsletterError
-from .pipeline import App, make_app
 from .store import Store
 from .types import DeliveryStatus, RunReport, SourceResult, SourceState
 
+if TYPE_CHECKING:
+    from .pipeline import App
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def make_app(settings: Settings, **parts: Any) -> App:
+    """:func:`pipeline.make_app`, imported on first use: ``status`` never loads the ranking and mail stack."""
+    from .pipeline import make_app as make
+
+    return make(settings, **parts)
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -408,13 +417,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
     Example:
         newsletter status --json
     """
-    from . import serve as service
+    from .health import read_status, status_lines
 
-    current = service.read_status(_settings(ctx))
+    current = read_status(_settings(ctx))
     if as_json:
         click.echo(json.dumps(current.as_json(), indent=2))
     else:
-        for line in service.status_lines(current):
+        for line in status_lines(current):
             click.echo(line)
     if not current.healthy:
         raise NewsletterError("every source is failing: no new papers can arrive; see the source lines above")
@@ -519,4 +528,4 @@ def main() -> None:
     cli(prog_name="newsletter")
 
 
-__all__ = ["App", "cli", "main"]
+__all__ = ["cli", "main"]

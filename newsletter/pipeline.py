@@ -11,7 +11,7 @@ import threading
 from collections import ChainMap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -28,13 +28,11 @@ from .files import atomic_write
 from .ledger import FeedItem, Ledger
 from .render import ReaderLinks, Renderer, self_check
 from .schedule import (
-    HEALTH_WINDOW,
     Period,
     Status,
     current_period,
     digest_since,
     forced_period,
-    health,
     superseded_period,
 )
 from .store import Store
@@ -484,12 +482,9 @@ class App:
 
     def status(self, now: datetime | None = None) -> Status:
         """Run health: sources, quiet days, skipped readers, uncertain and failed sends."""
-        now = now or self.clock()
-        states = self.store.source_states()
-        configured = [states.get(s.name, SourceState(s.name)) for s in self.settings.sources]
-        days = self.store.first_seen_days(now - HEALTH_WINDOW - timedelta(days=1))
-        first_seen = [datetime.combine(d, time(12), UTC) for d in days]  # one per day is all quiet_days needs
-        return health(now, configured, first_seen, self.ledger.rows(), entries=self.store.count_entries())
+        from .health import compute
+
+        return compute(self.store, self.ledger, self.settings.sources, now or self.clock())
 
 
 def _mtime(path: Path | None) -> datetime | None:

@@ -32,11 +32,9 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import filelock
-import numpy as np
-import numpy.typing as npt
 from pydantic import TypeAdapter, ValidationError
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
@@ -44,6 +42,10 @@ from tinydb.storages import Storage
 from .errors import StoreCorruptError, StoreError, StoreLockedError
 from .files import atomic_write
 from .types import Entry, Profile, SourceState
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 STORE_FILE = "entries.sqlite3"
 PROFILES_FILE = "profiles.json"
@@ -438,6 +440,8 @@ class Store:
 
     def put_embeddings(self, ids: Sequence[str], matrix: npt.ArrayLike) -> int:
         """Store one vector per id (row *i* of *matrix* for ``ids[i]``) as float16; returns rows updated."""
+        import numpy as np  # only the embedding paths need it: `status` stays light
+
         vectors = np.asarray(matrix, dtype=np.float16)
         if vectors.ndim != 2 or len(vectors) != len(ids):
             raise ValueError(f"need one row per id: {len(ids)} ids, matrix of shape {vectors.shape}")
@@ -450,6 +454,8 @@ class Store:
 
     def embeddings(self, ids: Sequence[str]) -> tuple[list[str], npt.NDArray[np.float16]]:
         """The ids among *ids* that have a vector (in the order asked), and those vectors as one float16 matrix."""
+        import numpy as np
+
         found: dict[str, bytes] = {}
         wanted = list(dict.fromkeys(ids))
         for i in range(0, len(wanted), _CHUNK):
