@@ -19,6 +19,7 @@ from newsletter.config import ScheduleSettings, Settings
 from newsletter.pipeline import make_app
 from newsletter.schedule import (
     current_period,
+    digest_since,
     due_readers,
     fetch_overdue,
     health,
@@ -39,6 +40,18 @@ def utc(*args: int) -> datetime:
 
 
 # -- pure decisions ---------------------------------------------------------------------
+
+
+def test_a_digest_window_is_one_period_for_a_new_reader_and_at_most_a_period_and_a_day() -> None:
+    now = utc(2026, 11, 23, 6, 30)
+    daily, weekly = profile("UTC", "06:30"), profile("UTC", "06:30", "weekly:mon")
+    assert digest_since(daily, None, now) == now - timedelta(days=1)
+    assert digest_since(weekly, None, now) == now - timedelta(days=7)
+    yesterday = now - timedelta(days=1)
+    assert digest_since(daily, yesterday, now) == yesterday  # the usual case: since the last digest
+    back_from_a_month_away = now - timedelta(days=31)
+    assert digest_since(daily, back_from_a_month_away, now) == now - timedelta(days=2)
+    assert digest_since(weekly, back_from_a_month_away, now) == now - timedelta(days=8)
 
 
 @pytest.mark.parametrize(
