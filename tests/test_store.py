@@ -5,6 +5,7 @@ import os
 import signal
 import sqlite3
 import time
+import zlib
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -125,10 +126,11 @@ def test_an_entry_row_with_a_bad_date_names_the_file_the_row_and_the_fix(tmp_pat
     with Store(tmp_path) as store:
         store.put_entries([entry(1), entry(2)])
     db = sqlite3.connect(tmp_path / STORE_FILE)
-    data = json.loads(db.execute("SELECT data FROM entries WHERE id = 'arxiv:2411.00002'").fetchone()[0])
-    db.execute(
-        "UPDATE entries SET data = ? WHERE id = 'arxiv:2411.00002'", (json.dumps({**data, "first_seen": "yesterday"}),)
+    data = json.loads(
+        zlib.decompress(db.execute("SELECT data FROM entries WHERE id = 'arxiv:2411.00002'").fetchone()[0])
     )
+    damaged = zlib.compress(json.dumps({**data, "first_seen": "yesterday"}).encode())
+    db.execute("UPDATE entries SET data = ? WHERE id = 'arxiv:2411.00002'", (damaged,))
     db.commit()
     db.close()
     with Store(tmp_path, read_only=True) as store:
