@@ -23,7 +23,8 @@ def compute(store: Store, ledger: Ledger, sources: Sequence[SourceSettings], now
     configured = [states.get(s.name, SourceState(s.name)) for s in sources]
     days = store.first_seen_days(now - HEALTH_WINDOW - timedelta(days=1))
     first_seen = [datetime.combine(d, time(12), UTC) for d in days]  # one per day is all quiet_days needs
-    return health(now, configured, first_seen, ledger.rows(), entries=store.count_entries())
+    rows = ledger.health_rows(now - HEALTH_WINDOW)
+    return health(now, configured, first_seen, rows, entries=store.count_entries(), last_send=ledger.last_send())
 
 
 def read_status(settings: Settings, now: datetime | None = None) -> Status:

@@ -231,12 +231,14 @@ def health(
     window: timedelta = HEALTH_WINDOW,
     *,
     entries: int | None = None,
+    last_send: datetime | None = None,
 ) -> Status:
     """Summarise source states and ledger rows into a :class:`Status`.
 
     *first_seen* needs one time per day with new entries, not every entry
     (the store answers by day); *entries* is the stored count (default: how
-    many times were given).
+    many times were given); *last_send* the newest send when *deliveries*
+    holds only the recent rows (default: the newest sent row among them).
     """
     rows = list(deliveries)
     recent = [r for r in rows if r.updated_at is None or r.updated_at >= now - window]
@@ -248,6 +250,7 @@ def health(
         skipped=tuple(r for r in recent if r.status is DeliveryStatus.SKIPPED),
         uncertain=tuple(r for r in rows if r.status is DeliveryStatus.UNCERTAIN),
         failed=tuple(r for r in recent if r.status is DeliveryStatus.FAILED),
-        last_send=max((r.updated_at for r in rows if r.status is DeliveryStatus.SENT and r.updated_at), default=None),
+        last_send=last_send
+        or max((r.updated_at for r in rows if r.status is DeliveryStatus.SENT and r.updated_at), default=None),
         entries=len(seen) if entries is None else entries,
     )
