@@ -27,14 +27,7 @@ from .fetch import Fetcher
 from .files import atomic_write
 from .ledger import FeedItem, Ledger
 from .render import ReaderLinks, Renderer, self_check
-from .schedule import (
-    Period,
-    Status,
-    current_period,
-    digest_since,
-    forced_period,
-    superseded_period,
-)
+from .schedule import Period, Status, current_period, digest_since, forced_period, superseded_period
 from .store import Store
 from .types import (
     Delivery,
