@@ -196,6 +196,9 @@ class App:
 
         Sends nothing and records nothing (no ledger row, no feed item).
         """
+        path = self.settings.paths.profiles_dir / f"{reader_id}.toml"
+        if path.is_file():  # one file, not the whole profiles folder
+            return self._preview(profile_files.parse_profile(path.read_text(encoding="utf-8"), path), days)
         loaded = profile_files.load_profiles(self.settings.paths.profiles_dir)
         profile = next((p for p in loaded.profiles if p.id == reader_id), None)
         if profile is None:
@@ -207,6 +210,9 @@ class App:
                 f"no reader {reader_id!r} in {self.settings.paths.profiles_dir} (readers: {known}); "
                 "use the profile file's name without .toml"
             )
+        return self._preview(profile, days)
+
+    def _preview(self, profile: Profile, days: int) -> Digest:
         now = self.clock()
         since = now - timedelta(days=days)
         index = ranking.Index(self.store.entries_since(since))
