@@ -253,18 +253,20 @@ def daily(name: str, code: Path | None, folder: Path, readers: int, latency: flo
         env["PYTHONPATH"] = os.pathsep.join([*([str(code)] if code else []), str(HERE)])
         env["NEWSLETTER_SECRET"] = "bench-secret-not-for-production"
         env["SENDGRID_API_KEY"] = API_KEY
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "newsletter", "--config", str(config), "run", "--now", "--no-fetch"],
-            cwd=folder,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - t0
-        err = proc.stderr.read() if proc.stderr else ""
+        with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: 10,000 log lines would fill a pipe
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "newsletter", "--config", str(config), "run", "--now", "--no-fetch"],
+                cwd=folder,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                text=True,
+            )
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - t0
+            log.seek(0)
+            err = log.read()
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"{name}: newsletter run exited {status}: {err.strip().splitlines()[-3:]}")
         messages = len(accepted(db))
