@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import workload
+from pydantic import TypeAdapter
 from tinydb import TinyDB
 
 from newsletter.ledger import FeedItem, Ledger
-from newsletter.store import Store, entry_to_doc
+from newsletter.store import Store
+from newsletter.types import Entry
 
 NOW = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
 LINEAR_TARGET = 2.0
@@ -86,7 +88,8 @@ def ours(folder: Path, n: int) -> dict[str, float]:
 
 def naive(folder: Path, n: int, sample: int) -> tuple[float, int]:
     """Seconds per TinyDB ``insert()`` at size *n* (table pre-filled), and how many were timed."""
-    docs = [entry_to_doc(e) for e in workload.make_entries(n, NOW)]
+    adapter = TypeAdapter(Entry)
+    docs = [adapter.dump_python(e, mode="json") for e in workload.make_entries(n, NOW)]
     db = TinyDB(folder / "naive.json")
     table = db.table("entries", cache_size=0)
     first = max(0, n - sample)

@@ -48,6 +48,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "ledger": ["--readers", "1000", "10000", "--sample", "1000"],
         "store": ["--sizes", "1000", "10000", "--sample", "300"],
         "e2e": ["--readers", "10000", "--entries", "2000", "--latency", "0.1", "--profile"],
+        "steady": ["--days", "30", "--entries", "2000"],
     },
     "tiny": {
         "parse": ["--size", "40", "--repeat", "1"],
@@ -59,6 +60,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "ledger": ["--readers", "20", "40", "--sample", "10"],
         "store": ["--sizes", "20", "200", "--sample", "10"],
         "e2e": ["--readers", "20", "--entries", "50", "--latency", "0.01", "--baseline", "5"],
+        "steady": ["--days", "3", "--entries", "50"],
     },
 }
 STAGES = list(SIZES["full"])
@@ -280,6 +282,28 @@ def stage_e2e(argv: list[str]) -> tuple[Any, list[Row]]:
     ]  # fmt: skip
 
 
+def stage_steady(argv: list[str]) -> tuple[Any, list[Row]]:
+    import bench_steady
+
+    f = bench_steady.main(argv)
+    ours, base = f["ours"], f["release"] or {}
+    n = ours["stored_before_last_day"]
+    t = bench_steady.TARGETS
+    return f, [
+        Row("steady state", f"last day's fetch at {n} stored entries", ours["last_fetch_s"], "s",
+            base.get("last_fetch_s"), f"<= {t['last_fetch_s']:g} s", ours["last_fetch_s"] <= t["last_fetch_s"],
+            f"`newsletter fetch` wall time (CPU {ours['last_fetch_cpu_s']:.1f} s vs "
+            f"{base.get('last_fetch_cpu_s') or float('nan'):.1f} s); baseline: the release's TinyDB store, same run"),
+        Row("steady state", "`newsletter status`", ours["status_s"], "s", base.get("status_s"),
+            f"<= {t['status_s']:g} s", ours["status_s"] <= t["status_s"],
+            f"CPU {ours['status_cpu_s']:.2f} s vs {base.get('status_cpu_s') or float('nan'):.2f} s; "
+            f"interpreter + imports alone: CPU {ours['import_cpu_s']:.2f} s"),
+        Row("steady state", "data folder", ours["folder_mb"], "MB", base.get("folder_mb"),
+            f"<= {t['folder_mb']:g} MB", ours["folder_mb"] <= t["folder_mb"],
+            "ours with a 768-byte embedding per entry; the release stores none"),
+    ]  # fmt: skip
+
+
 RUNNERS: dict[str, Callable[[list[str]], tuple[Any, list[Row]]]] = {
     "parse": stage_parse,
     "rank": stage_rank,
@@ -290,6 +314,7 @@ RUNNERS: dict[str, Callable[[list[str]], tuple[Any, list[Row]]]] = {
     "ledger": stage_ledger,
     "store": stage_store,
     "e2e": stage_e2e,
+    "steady": stage_steady,
 }
 
 

@@ -22,8 +22,7 @@ from . import __version__
 if TYPE_CHECKING:  # the heavy modules load inside the commands, so `--help` and `--version` start fast
     from .config import Settings
     from .pipeline import App
-    from .store import SourceState
-    from .types import RunReport, SourceResult
+    from .types import RunReport, SourceResult, SourceState
 
 DEFAULT_CONFIG = "newsletter.toml"  # also config.DEFAULT_CONFIG; kept here so --help imports no pydantic
 
@@ -292,7 +291,7 @@ PROGRESS_FROM = 5
 
 def fetch_table(results: list[SourceResult], states: dict[str, SourceState]) -> list[str]:
     """One row per source: status, counts, and why it failed or what is missing."""
-    from .store import SourceState
+    from .types import SourceState
 
     rows = [["source", "status", "new", "updated", "unchanged", "detail"]]
     for r in results:
@@ -576,15 +575,14 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """
     import json
 
-    from . import serve as service
     from .errors import NewsletterError
+    from .health import read_status, status_lines
 
-    with _app(ctx, read_only=True) as app:
-        current = app.status()
+    current = read_status(_settings(ctx), _now(ctx))  # no pipeline, no lock, no file created
     if as_json:
         click.echo(json.dumps(current.as_json(), indent=2))
     else:
-        for line in service.status_lines(current):
+        for line in status_lines(current):
             click.echo(line)
     if not current.healthy:
         raise NewsletterError("every source is failing: no new papers can arrive; see the source lines above")

@@ -46,8 +46,8 @@ from .errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from .files import atomic_write
 from .retry import rate_limit_wait
-from .store import atomic_write
 from .types import RenderedEmail
 
 if TYPE_CHECKING:

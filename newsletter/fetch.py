@@ -46,9 +46,8 @@ from .config import FetchSettings, SourceSettings
 from .errors import FetchError, NewsletterError
 from .politeness import ARXIV_INTERVAL, Clock, HostLimiter, Sleep
 from .retry import retry_after_seconds
-from .store import SourceState
 from .transport import DEADLINE, AddressRefused, GuardedTransport, Resolver
-from .types import EntryData
+from .types import EntryData, SourceState
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MAX_MISSED = 60

@@ -491,6 +491,23 @@ class Ledger:
         found = self._query(sql + " ORDER BY period, reader", args)
         return [_row(r) for r in found]
 
+    def health_rows(self, since: datetime) -> list[Delivery]:
+        """What run health needs: rows changed since *since*, and every uncertain or in-flight one.
+
+        ``status`` asks this instead of :meth:`rows`, so at steady state
+        (readers x days of rows) it reads a week, not the whole ledger.
+        """
+        found = self._query(
+            "SELECT * FROM deliveries WHERE updated_at >= ? OR status IN (?, ?) ORDER BY period, reader",
+            (since.isoformat(), DeliveryStatus.UNCERTAIN.value, DeliveryStatus.SENDING.value),
+        )
+        return [_row(r) for r in found]
+
+    def last_send(self) -> datetime | None:
+        """When the most recent digest went out (any reader)."""
+        r = self._query_one("SELECT MAX(updated_at) FROM deliveries WHERE status = ?", (DeliveryStatus.SENT.value,))
+        return datetime.fromisoformat(r[0]) if r and r[0] else None
+
     def latest(self, reader: str) -> Delivery | None:
         """The reader's most recently changed row."""
         r = self._query_one("SELECT * FROM deliveries WHERE reader = ? ORDER BY updated_at DESC LIMIT 1", (reader,))

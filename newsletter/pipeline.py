@@ -24,21 +24,21 @@ from .config import Settings
 from .delivery import OutboxSender, Sender, SendGridSender, SmtpSender, Tokens, build_message, load_secret
 from .errors import AmbiguousDeliveryError, DeliveryAuthError, DeliveryError, NewsletterError
 from .fetch import Fetcher
+from .files import atomic_write
 from .ledger import FeedItem, Ledger
 from .render import ReaderLinks, Renderer, self_check
 from .schedule import (
     Due,
     Period,
     Status,
+    digest_since,
     forced_period,
-    health,
     is_paused,
-    lookback,
     period_keys,
     period_of_key,
     plan,
 )
-from .store import SourceState, Store, atomic_write
+from .store import Store
 from .types import (
     Delivery,
     DeliveryResult,
@@ -52,6 +52,7 @@ from .types import (
     ReasonKind,
     RunReport,
     SourceResult,
+    SourceState,
 )
 
 Clock = Callable[[], datetime]
@@ -110,7 +111,8 @@ class App:
         now = self.clock()
         known = self.store.source_states()
         fetched = self.fetcher.fetch_all(self.settings.sources, known, now)
-        stored = self.store.get_entries()
+        # Only the stored entries an item may merge into: indexed lookups by every identity key.
+        stored = self.store.related_entries(k for f in fetched for d in f.items for k in sources.identity_keys(d))
         aliases = sources.alias_index(stored.values())  # DOI and title keys -> entry ids, shared by all sources
         changed: dict[str, Entry] = {}
         results: list[SourceResult] = []
@@ -140,23 +142,25 @@ class App:
     # -- profiles ------------------------------------------------------------------
 
     def load_profiles(self) -> profile_files.LoadResult:
-        """Read every profile file and sync the valid ones into the store.
+        """Read every profile file (unchanged ones from the store's cache) and sync the valid ones.
 
         A reader is their address: a file renamed since the last sync (a new
         name, an address that was another name's) takes that name's history
         with it, so the reader gets no second digest and old links still work.
         """
-        loaded = profile_files.load_profiles(self.settings.paths.profiles_dir)
+        loaded = profile_files.load_profiles(self.settings.paths.profiles_dir, self.store.cached_profile)
         before = self.store.profile_docs()
         current = {p.id for p in loaded.profiles}
         key = profile_files.reader_key
-        gone = {key(str(doc.get("email", ""))): old for old, doc in before.items() if old not in current}
+        gone = {
+            key(str((doc.get("file") or {}).get("email", ""))): old for old, doc in before.items() if old not in current
+        }
         for p in loaded.profiles:
             old = gone.get(key(p.email))
             if p.id not in before and old is not None:
                 self.ledger.rename_reader(old, p.id, self.clock())
                 log.info("reader %s was renamed %s: their history follows", old, p.id, extra={"reader": p.id})
-        self.store.sync_profiles(loaded.profiles)
+        self.store.sync_profiles(loaded.profiles, loaded.stats)
         return loaded
 
     def links(self, reader: str, period: str | None = None) -> ReaderLinks:
@@ -244,7 +248,7 @@ class App:
         exclude: dict[str, set[str]] = {}
         for profile, _, cutoff in wanted:
             if cutoff is None:
-                cutoff = self.ledger.last_sent_at(profile.id) or (now - lookback(profile))
+                cutoff = digest_since(profile, self.ledger.last_sent_at(profile.id), now)
             since[profile.id] = cutoff
             exclude[profile.id] = self.ledger.delivered_ids(profile.id) if fresh_only else set()
         seeds = self.store.get_entries(f"arxiv:{p}" for profile, _, _ in wanted for p in profile.interests.papers)
@@ -270,7 +274,16 @@ class App:
         )
 
     def profile(self, reader_id: str) -> Profile:
-        """The valid profile of *reader_id* (the file name without .toml), or the error saying why not."""
+        """The valid profile of *reader_id* (the file name without .toml), or the error saying why not.
+
+        One file is read when it is there and valid; the folder only to say what is wrong.
+        """
+        path = self.settings.paths.profiles_dir / f"{reader_id}.toml"
+        if path.is_file():
+            try:
+                return profile_files.load_profile(path, self.settings.paths.profiles_dir)
+            except NewsletterError:
+                pass
         loaded = profile_files.load_profiles(self.settings.paths.profiles_dir)
         profile = next((p for p in loaded.profiles if p.id == reader_id), None)
         if profile is None:
@@ -349,7 +362,7 @@ class App:
                 results[i] = _logged(d)
         # Each reader gets what is new since their last digest; only entries
         # newer than the earliest of those cut-offs need indexing.
-        since = {d.profile.id: self.ledger.last_sent_at(d.profile.id) or (now - lookback(d.profile)) for _, d in due}
+        since = {d.profile.id: digest_since(d.profile, self.ledger.last_sent_at(d.profile.id), now) for _, d in due}
         index = ranking.Index(self.store.entries_since(min(since.values(), default=now)))
         guard = _SendGuard(stop, self.settings.delivery.auth_failure_limit)
         workers = self.settings.delivery.concurrency
@@ -584,7 +597,7 @@ class App:
             )
             raise NewsletterError(f"the digest of {reader_id} for {period} is {e}: {hint}") from None
         target = period_of_key(profile, period)
-        since = self.ledger.last_sent_at(profile.id) or (now - lookback(profile))
+        since = digest_since(profile, self.ledger.last_sent_at(profile.id), now)
         index = ranking.Index(self.store.entries_since(since))
         digest = self._digests([(profile, target, since)], index, now)[0]
         return _logged(self._deliver_one(digest, now))
@@ -608,13 +621,11 @@ class App:
 
     def status(self, now: datetime | None = None) -> Status:
         """Run health: sources, quiet days, skipped readers, uncertain and failed sends."""
-        now = now or self.clock()
-        states = self.store.source_states()
-        configured = [states.get(s.name, SourceState(s.name)) for s in self.settings.sources]
-        first_seen = [e.first_seen for e in self.store.get_entries().values()]
+        from .health import compute
+
         # Read-only (status): rows "sending" while no process holds the folder were cut off by a dead one.
         alive = not self.store.read_only or site.writer_alive(self.settings.paths.data_dir)
-        return health(now, configured, first_seen, self.ledger.rows(), writer_alive=alive)
+        return compute(self.store, self.ledger, self.settings.sources, now or self.clock(), writer_alive=alive)
 
 
 def _profile_of(app: App, reader: str) -> Profile | None:
@@ -755,7 +766,7 @@ def make_app(
     try:
         clock = clock or utcnow
         if not store.read_only:  # under the write lock: no live writer of ours has temp files or sends
-            site.check_lost_state(settings)  # a lost ledger or key is refused, never recreated silently
+            site.check_lost_state(settings, store)  # a lost ledger or key is refused, never recreated silently
             p = settings.paths
             site.clean_stale_temp((p.data_dir, p.feeds_dir, p.outbox_dir, p.profiles_dir), utcnow())  # file times
         ledger = Ledger(settings.paths.data_dir, read_only=store.read_only)

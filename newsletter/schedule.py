@@ -16,8 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .store import SourceState
-from .types import Delivery, DeliveryResult, DeliveryStatus, Profile
+from .types import Delivery, DeliveryResult, DeliveryStatus, Profile, SourceState
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -108,8 +107,28 @@ def superseded_period(profile: Profile, now: datetime) -> Period | None:
 
 
 def lookback(profile: Profile) -> timedelta:
-    """How far back a reader's first digest looks for entries."""
+    """How far back a reader's first digest looks for entries: one period."""
     return timedelta(days=1 if profile.frequency == "daily" else 7)
+
+
+CATCH_UP_GRACE = timedelta(days=1)
+"""How much more than one period a digest may reach back after a gap."""
+
+
+def digest_since(profile: Profile, last_sent: datetime | None, now: datetime) -> datetime:
+    """Where 'new' starts for a digest at *now*: the window it ranks. Pure.
+
+    A first digest covers one period back (a day, or a week for weekly
+    readers).  After that, 'new' is everything since the last digest, but
+    never more than one period and a day back: a reader returning after a
+    month (paused, or their sends failing) gets a digest of the latest papers,
+    not of the month, and a digest never ranks more entries than that window
+    holds.  Nothing is lost when the *server* was down: entries are first seen
+    when they are fetched, so a fetch after an outage lands inside the window.
+    """
+    if last_sent is None:
+        return now - lookback(profile)
+    return max(last_sent, now - lookback(profile) - CATCH_UP_GRACE)
 
 
 def is_paused(profile: Profile, unsubscribed_at: datetime | None, now: datetime | None = None) -> bool:
@@ -337,10 +356,16 @@ def health(
     window: timedelta = HEALTH_WINDOW,
     *,
     writer_alive: bool = True,
+    entries: int | None = None,
+    last_send: datetime | None = None,
 ) -> Status:
     """Summarise source states and ledger rows into a :class:`Status`.
 
     Without a live writer (*writer_alive* False), ``sending`` rows are interrupted sends.
+    *first_seen* needs one time per day with new entries, not every entry
+    (the store answers by day); *entries* is the stored count (default: how
+    many times were given); *last_send* the newest send when *deliveries*
+    holds only the recent rows (default: the newest sent row among them).
     """
     rows = list(deliveries)
     recent = [r for r in rows if r.updated_at is None or r.updated_at >= now - window]
@@ -352,7 +377,8 @@ def health(
         skipped=tuple(r for r in recent if r.status is DeliveryStatus.SKIPPED),
         uncertain=tuple(r for r in rows if r.status is DeliveryStatus.UNCERTAIN),
         failed=tuple(r for r in recent if r.status is DeliveryStatus.FAILED),
-        last_send=max((r.updated_at for r in rows if r.status is DeliveryStatus.SENT and r.updated_at), default=None),
-        entries=len(seen),
+        last_send=last_send
+        or max((r.updated_at for r in rows if r.status is DeliveryStatus.SENT and r.updated_at), default=None),
+        entries=len(seen) if entries is None else entries,
         interrupted=() if writer_alive else tuple(r for r in rows if r.status is DeliveryStatus.SENDING),
     )

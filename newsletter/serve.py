@@ -34,10 +34,10 @@ from typing import Any
 from . import httpguard, logs
 from .config import Settings
 from .errors import NewsletterError
+from .health import read_status, status_lines
 from .pipeline import App, make_app
-from .schedule import Due, Status, fetch_overdue
-from .store import SourceState, Store
-from .types import DeliveryResult, DeliveryStatus, Profile, SourceResult
+from .schedule import Due, fetch_overdue
+from .types import DeliveryResult, DeliveryStatus, Profile, SourceResult, SourceState
 
 FETCH_JOB = "fetch"
 TICK_JOB = "tick"
@@ -228,47 +228,6 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> N
         sock.close()
         app.close()
     log.info("stopped", extra={"event": "stop"})
-
-
-def read_status(settings: Settings, now: datetime | None = None) -> Status:
-    """Run health read without the write lock, so it works while ``serve`` runs."""
-    with make_app(settings, store=Store(settings.paths.data_dir, read_only=True)) as app:
-        return app.status(now)
-
-
-def status_lines(status: Status) -> list[str]:
-    """``newsletter status`` as text: one fact per line, problems spelled out."""
-
-    def at(t: datetime | None) -> str:
-        return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if t else "never"
-
-    lines = [f"{'last fetch':<11}{at(status.last_fetch)}", f"{'last send':<11}{at(status.last_send)}"]
-    for s in status.sources:
-        if s.failures:
-            lines.append(
-                f"{'source':<11}{s.name}: FAILING {s.failures} time{'s' if s.failures != 1 else ''} in a row "
-                f"(last success {at(s.last_success)}): {s.last_error}"
-            )
-        else:
-            lines.append(f"{'source':<11}{s.name}: ok, last fetch {at(s.last_success)}")
-    if status.entries == 0:
-        lines.append(f"{'entries':<11}none stored yet: run `newsletter fetch`")
-    if status.quiet_days:
-        days = ", ".join(d.isoformat() for d in status.quiet_days)
-        lines.append(f"{'quiet days':<11}{days} (no new entries; normal on weekends and holidays)")
-    for r in status.skipped:
-        lines.append(f"{'skipped':<11}{r.reader} {r.period}: {r.error or 'nothing new matched'}")
-    for r in status.uncertain:
-        why = r.error or "outcome unknown"
-        lines.append(f"{'uncertain':<11}{r.reader} {r.period}: {why}; check the mail provider's log")
-    for r in status.failed:
-        lines.append(f"{'failed':<11}{r.reader} {r.period}: {r.error}")
-    for r in status.interrupted:
-        lines.append(
-            f"{'interrupted':<11} {r.reader} {r.period}: the process sending it stopped mid-send; the next run "
-            "settles it (outbox: from the file; otherwise marked uncertain, not resent)"
-        )
-    return lines
 
 
 __all__ = ["Service", "build_scheduler", "read_status", "serve", "status_lines"]

@@ -29,8 +29,9 @@ from pathlib import Path
 
 from .config import Settings, secret
 from .errors import StateLostError, StoreError
+from .files import atomic_write
 from .ledger import LEDGER_FILE, FeedItem, Ledger
-from .store import LOCK_FILE, atomic_write
+from .store import LOCK_FILE, PROFILES_FILE, STORE_FILE, Store
 from .types import Delivery, DeliveryStatus
 
 SITE_FILE = "site.json"
@@ -43,6 +44,8 @@ STALE_AFTER = timedelta(hours=1)
 _TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp\Z")
 """``atomic_write``'s temp names: ``.<name>.<random>.tmp``."""
 _OWN = {LOCK_FILE, SITE_FILE, SECRET_FILE, LEDGER_FILE, f"{LEDGER_FILE}-wal", f"{LEDGER_FILE}-shm"}
+_STORE_FILES = {STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm", PROFILES_FILE}
+"""The store's own files: opening the store creates them, so they count as a past life only if they hold data."""
 
 
 def _accepted(name: str) -> bool:
@@ -65,16 +68,22 @@ def _read_marker(data_dir: Path) -> dict[str, str] | None:
     return data if isinstance(data, dict) else {}
 
 
-def previous_life(settings: Settings) -> list[str]:
-    """What shows that this site ran before, besides the ledger and the key (empty: a fresh site)."""
+def previous_life(settings: Settings, store: Store | None = None) -> list[str]:
+    """What shows that this site ran before, besides the ledger and the key (empty: a fresh site).
+
+    With the open *store*, its files count only when they hold entries or readers.
+    """
     p = settings.paths
     evidence = []
     if (p.data_dir / SITE_FILE).exists():
         evidence.append(f"{p.data_dir / SITE_FILE}")
+    skip = _OWN | (_STORE_FILES if store is not None else set())
     with contextlib.suppress(OSError):
-        data = [f.name for f in p.data_dir.iterdir() if f.name not in _OWN and not _TEMP.match(f.name)]
+        data = [f.name for f in p.data_dir.iterdir() if f.name not in skip and not _TEMP.match(f.name)]
         if data:
             evidence.append(f"stored data ({', '.join(sorted(data)[:3])})")
+    if store is not None and (store.count_entries() or store.profile_docs()):
+        evidence.append(f"stored data ({store.count_entries()} entries in {p.data_dir / STORE_FILE})")
     with contextlib.suppress(OSError):
         if any(f.is_file() and not _TEMP.match(f.name) for f in p.feeds_dir.iterdir()):
             evidence.append(f"feeds in {p.feeds_dir}")
@@ -84,14 +93,14 @@ def previous_life(settings: Settings) -> list[str]:
     return evidence
 
 
-def check_lost_state(settings: Settings) -> None:
+def check_lost_state(settings: Settings, store: Store | None = None) -> None:
     """Refuse to recreate the ledger or the key of a site that ran before; call before opening either."""
     data_dir = settings.paths.data_dir
     ledger_gone = not (data_dir / LEDGER_FILE).exists() and not _accepted(ACCEPT_NEW_LEDGER)
     key_gone = secret(SECRET_ENV) is None and not (data_dir / SECRET_FILE).exists() and not _accepted(ACCEPT_NEW_KEY)
     if not (ledger_gone or key_gone):
         return
-    evidence = previous_life(settings)
+    evidence = previous_life(settings, store)
     if not evidence:
         return
     seen = "; ".join(evidence)

@@ -17,6 +17,7 @@ author-email regex is defused (see :func:`_defuse_author_regex`).
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import html
 import json
@@ -458,7 +459,9 @@ def missed_listing_days(last_day: str | None, day: date | None) -> list[date]:
 # -- one entry per paper ---------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65_536)
 def normalise_title(title: str) -> str:
+    """Folded, lower-case words of a title or name (cached: a fetch asks for each item's ~8 times)."""
     folded = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
     return " ".join(re.findall(r"[a-z0-9]+", folded))
 

@@ -1,58 +1,144 @@
-"""The TinyDB store: entries, profiles and source state, written crash-safely.
+"""The data folder's store: entries and source state in SQLite, the profile cache in TinyDB.
 
-TinyDB's own JSON storage writes in place (write, flush, truncate): a kill in
-between leaves a file nobody can read, and two processes lose each other's
-updates.  :class:`AtomicJSONStorage` instead writes a temp file, fsyncs it and
-``os.replace``-s it over the old one, so a reader sees the old file or the new
-one, never half of each.  A file lock makes the data folder single-writer; a
-read-only store takes no lock and reads the last complete file.
+Entries (with their embeddings) and source state live in ``entries.sqlite3``:
+a month of papers is ~60,000 rows, and every fetch, status and feed request
+must touch only the rows it needs (indexes on ``first_seen`` and on every
+identity key the merge looks up), write only changed rows, and prune with one
+``DELETE``.  It is a sibling of the ledger's file, not the ledger itself: both
+use the same transaction model (WAL, one write connection, ``BEGIN
+IMMEDIATE``), but a fetch's bulk write must not hold the write lock that every
+send's durable claim waits for, and entries can be fetched again, so their file
+commits with ``synchronous=NORMAL`` (consistent after a crash, may lose the
+last commit on power loss) while the ledger keeps ``FULL``.
 
-TinyDB rewrites the whole file on every write, so writes happen in batches:
-:meth:`Store.batch` defers them and commits once at the end (all or nothing).
-The delivery ledger, which needs one durable write per email, lives in SQLite
-(:mod:`newsletter.ledger`).
+TinyDB keeps what the design names it for: the reader profiles as loaded from
+the profile files, each with the file's mtime and size, so a tick re-parses
+only the files that changed.  :class:`ProfileStorage` writes it atomically,
+once per :meth:`Store.batch`.  A file lock makes the data folder single-writer;
+a read-only store takes no lock.
+
+A data folder of an older release (one ``newsletter.json`` with entries,
+profiles and sources) is migrated when it is opened: its entries and source
+state move into SQLite and the old file is kept as ``newsletter.json.migrated``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import hashlib
 import json
 import os
-import tempfile
+import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import filelock
+from pydantic import TypeAdapter, ValidationError
 from tinydb import TinyDB
 from tinydb.storages import Storage
-from tinydb.table import Table
 
 from .errors import StoreCorruptError, StoreError, StoreLockedError
-from .types import Entry, Profile
+from .files import atomic_write
+from .types import Entry, Profile, SourceState
 
-DB_FILE = "newsletter.json"
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+STORE_FILE = "entries.sqlite3"
+PROFILES_FILE = "profiles.json"
+LEGACY_FILE = "newsletter.json"
+"""The one TinyDB file of releases up to 0.x: entries, profiles and sources."""
 LOCK_FILE = "newsletter.lock"
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    id          TEXT PRIMARY KEY,
+    first_seen  INTEGER NOT NULL,   -- microseconds since the epoch (UTC): sorts and compares as a number
+    arxiv_id    TEXT,
+    doi         TEXT,               -- lower case, as identity keys have it
+    title_key   TEXT NOT NULL,      -- sources' title + first author key
+    text_hash   INTEGER NOT NULL,   -- of title and abstract: the embedding is kept while they stay the same
+    data        BLOB NOT NULL,      -- the Entry as zlib-compressed JSON (_entry_row, _entry)
+    embedding   BLOB                -- float16 vector; NULL until the embedding model has seen it
+);
+CREATE INDEX IF NOT EXISTS entries_first_seen ON entries (first_seen);
+CREATE INDEX IF NOT EXISTS entries_arxiv_id ON entries (arxiv_id);
+CREATE INDEX IF NOT EXISTS entries_doi ON entries (doi);
+CREATE INDEX IF NOT EXISTS entries_title_key ON entries (title_key);
+CREATE INDEX IF NOT EXISTS entries_unembedded ON entries (first_seen) WHERE embedding IS NULL;
+CREATE TABLE IF NOT EXISTS sources (
+    name  TEXT PRIMARY KEY,
+    data  TEXT NOT NULL              -- the SourceState as JSON (_STATE)
+) WITHOUT ROWID;
+"""
 
-class AtomicJSONStorage(Storage):
-    """A TinyDB storage that replaces the file atomically and can defer writes.
+# The one mapping between types and rows: pydantic reads and writes the dataclasses as JSON.
+_ENTRY: TypeAdapter[Entry] = TypeAdapter(Entry)
+_STATE: TypeAdapter[SourceState] = TypeAdapter(SourceState)
+_PROFILE: TypeAdapter[Profile] = TypeAdapter(Profile)
+
+_CHUNK = 500
+"""Keys per ``IN (...)`` list: well under SQLite's limit on bound parameters."""
+_DECODED = 8192
+"""Decoded entries kept per store (~25 MB): more than a month of feed items in practice."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_US = 86_400_000_000
+
+
+def _us(t: datetime) -> int:
+    """An aware time as integer microseconds since the epoch (exact, unlike a float timestamp)."""
+    return (t - _EPOCH) // timedelta(microseconds=1)
+
+
+def _from_us(us: int) -> datetime:
+    """The inverse of :func:`_us`: microseconds since the epoch as an aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=int(us))
+
+
+def _entry_row(e: Entry) -> tuple[str, int, str | None, str | None, str, int, bytes]:
+    """An entry as its row: the indexed keys, and the whole entry as compressed JSON.
+
+    Compressed because an abstract's JSON (~2.1 KB) is just over half a 4 KB
+    page: uncompressed, SQLite fits one row per page and a month of papers
+    takes 240 MB; compressed (~1.1 KB, ~50 us) two rows and their embeddings
+    share a page.  By hand: ``zlib.decompress(data)`` is the JSON.
+    """
+    from .sources import entry_identity_keys  # sources imports nothing of ours but types
+
+    return (
+        e.id,
+        _us(e.first_seen),
+        e.arxiv_id,
+        e.doi.lower() if e.doi else None,
+        entry_identity_keys(e)[-1],
+        int.from_bytes(hashlib.blake2b(f"{e.title}\0{e.summary}".encode(), digest_size=8).digest(), "big", signed=True),
+        zlib.compress(_ENTRY.dump_json(e, exclude_defaults=True), 6),
+    )
+
+
+def _entry(data: bytes) -> Entry:
+    """The inverse of :func:`_entry_row`'s last column."""
+    return _ENTRY.validate_json(zlib.decompress(data))
+
+
+class ProfileStorage(Storage):
+    """TinyDB storage that replaces its file atomically and writes once per batch.
 
     Reads are served from memory after the first load.  Inside :meth:`deferred`
-    writes only mark the data dirty; the file is written once when the
-    outermost block ends without an exception, and dropped if it raises.
+    a write only keeps the data; the file is written once when the outermost
+    block ends without an exception, and the change is dropped if it raises.
     """
 
     def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self._data: dict[str, dict[str, Any]] | None = None
-        self.lock: threading.RLock = threading.RLock()
-        """Serialises threads of one process (scheduler, HTTP handlers, send workers)."""
         self._depth = 0
         self._dirty = False
 
@@ -68,20 +154,15 @@ class AtomicJSONStorage(Storage):
             return None
         except OSError as e:
             raise StoreError(f"{self.path}: cannot read ({e.strerror}); check permissions") from e
-        if not raw.strip():
-            raise StoreCorruptError(
-                f"{self.path} is empty; it was not written by newsletter. "
-                "Restore it from a backup or move it away to start afresh"
-            )
         try:
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise StoreCorruptError(
-                f"{self.path} is not readable JSON ({e}); restore it from a backup or move it "
-                "away to start afresh (it is never reset automatically)"
+                f"{self.path} is not readable JSON ({e}); it only caches the profile files: "
+                "delete it and it is rebuilt from them on the next run"
             ) from e
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-            raise StoreCorruptError(f"{self.path} is JSON but not a TinyDB database; move it away")
+            raise StoreCorruptError(f"{self.path} is JSON but not a TinyDB database; delete it (it is rebuilt)")
         return data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
@@ -94,9 +175,11 @@ class AtomicJSONStorage(Storage):
             self._flush()
 
     def _flush(self) -> None:
-        assert self._data is not None
         payload = json.dumps(self._data, ensure_ascii=False, separators=(",", ":")).encode()
-        atomic_write(self.path, payload)
+        try:
+            atomic_write(self.path, payload)
+        except OSError as e:
+            raise StoreError(f"cannot write {self.path} ({e.strerror}); free disk space or fix permissions") from e
         self._dirty = False
 
     @contextlib.contextmanager
@@ -106,7 +189,7 @@ class AtomicJSONStorage(Storage):
             yield
         except BaseException:
             self._depth -= 1
-            if self._depth == 0:
+            if self._depth == 0 and self._dirty:
                 self._data, self._dirty = None, False  # roll back to what is on disk
             raise
         self._depth -= 1
@@ -117,143 +200,116 @@ class AtomicJSONStorage(Storage):
         pass
 
 
-def atomic_write(path: Path, payload: bytes, *, mode: int | None = None, durable: bool = True) -> None:
-    """Write *payload* to *path* so that a crash leaves the old or the new file.
-
-    The file keeps its permissions (or gets *mode*, or the umask's default for
-    a new file): a temp file alone would make every file private (0600).
-    With ``durable=False`` nothing is fsynced: still all-or-nothing, but a
-    power cut may lose the write, which is fine for files that are rebuilt
-    from the database anyway (feeds), and saves two fsyncs per file.
-    """
-    if mode is None:
-        try:
-            mode = path.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if not durable:
-        return
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-class _Table(Table):
-    """A TinyDB table keyed by our own string ids (entry ids, reader ids).
-
-    TinyDB's built-in operations rewrite the table once per document; these two
-    methods read or change the whole table in one go, which with
-    :class:`AtomicJSONStorage` is one atomic write per batch.
-    """
-
-    document_id_class = str  # type: ignore[assignment]
-
-    @property
-    def _lock(self) -> threading.RLock:
-        storage = self._storage
-        assert isinstance(storage, AtomicJSONStorage)
-        return storage.lock
-
-    def docs(self) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            return dict(self._read_table())  # type: ignore[arg-type]
-
-    def pick(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The documents with these ids, without copying the whole table."""
-        with self._lock:
-            table = self._read_table()
-            return {i: dict(table[i]) for i in ids if i in table}
-
-    def mutate(self, change: Callable[[dict[str, Any]], None]) -> None:
-        with self._lock:
-            self._update_table(change)  # type: ignore[arg-type]
-
-
-@functools.cache
-def _umask() -> int:
-    """The process umask, read without changing it (os.umask would race other threads)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
-
-
-@dataclass(frozen=True, slots=True)
-class SourceState:
-    """What we remember about one source between runs."""
-
-    name: str
-    etag: str | None = None
-    last_modified: str | None = None
-    last_attempt: datetime | None = None
-    last_success: datetime | None = None
-    last_error: str | None = None
-    failures: int = 0
-    """Consecutive failures; 0 after any success."""
-    last_date: str | None = None
-    """Date-addressed sources (HF): the last date fetched successfully."""
-    missed_dates: tuple[str, ...] = ()
-    """Days whose listing we never saw and cannot ask for again (arXiv RSS holds only the latest day)."""
-
-
 class Store:
-    """Entries, profiles and source state in one TinyDB file under the data folder."""
+    """Entries, embeddings and source state (SQLite) and the profile cache (TinyDB) of one data folder.
+
+    Thread-safe: one connection behind a lock (the scheduler, HTTP handlers
+    and send workers share one store).  :meth:`batch` makes the writes inside
+    it one transaction in each file.
+    """
 
     def __init__(self, data_dir: Path, *, read_only: bool = False) -> None:
         self.data_dir = data_dir
         self.read_only = read_only
-        self._lock: filelock.BaseFileLock | None = None
-        if not read_only:
+        self.path = data_dir / STORE_FILE
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._decoded: OrderedDict[str, tuple[bytes, Entry]] = OrderedDict()
+        self._file_lock: filelock.BaseFileLock | None = None
+        self._db: sqlite3.Connection | None = None
+        if read_only and (data_dir / LEGACY_FILE).exists():
             try:
-                data_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise StoreError(f"cannot create data folder {data_dir} ({e.strerror})") from e
-            self._lock = filelock.FileLock(str(data_dir / LOCK_FILE), timeout=0)
-            try:
-                self._lock.acquire()
-            except filelock.Timeout as e:
+                Store(data_dir).close()  # migrates; a read-only store never writes
+            except StoreLockedError as e:
                 raise StoreLockedError(
-                    f"another newsletter process is using {data_dir}; wait for it to finish "
-                    "or stop it (only one process may write the data folder)"
+                    f"{data_dir / LEGACY_FILE} still needs migrating and another process holds {data_dir}: "
+                    "stop the older newsletter process, then run this again"
                 ) from e
-        self.storage = AtomicJSONStorage(data_dir / DB_FILE, read_only=read_only)
         try:
-            self.storage.read()  # fail now, naming the file, if it is corrupt
+            if not read_only:
+                self._take_lock()
+            self._db = self._connect()
+            legacy = data_dir / LEGACY_FILE
+            self.profile_storage = ProfileStorage(data_dir / PROFILES_FILE, read_only=read_only)
+            self._tiny = TinyDB(storage=lambda: self.profile_storage)
+            self._profiles_table = self._tiny.table("profiles", cache_size=0)
+            if legacy.exists() and not read_only:
+                self._migrate_legacy(legacy)
+            self._profiles: dict[str, dict[str, Any]] = {d["id"]: dict(d) for d in self._profiles_table.all()}
+            self._parsed: dict[str, tuple[tuple[int, int], Profile]] = {}
         except BaseException:
             self.close()
             raise
-        self.db = TinyDB(storage=lambda: self.storage)
-        self.db.table_class = _Table
-        self.entries = self._table("entries")
-        self.profiles = self._table("profiles")
-        self.sources = self._table("sources")
 
-    def _table(self, name: str) -> _Table:
-        table = self.db.table(name, cache_size=0)
-        assert isinstance(table, _Table)
-        return table
+    def _take_lock(self) -> None:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create data folder {self.data_dir} ({e.strerror})") from e
+        self._file_lock = filelock.FileLock(str(self.data_dir / LOCK_FILE), timeout=0)
+        try:
+            self._file_lock.acquire()
+        except filelock.Timeout as e:
+            self._file_lock = None
+            raise StoreLockedError(
+                f"another newsletter process is using {self.data_dir}; wait for it to finish "
+                "or stop it (only one process may write the data folder)"
+            ) from e
+
+    def _connect(self) -> sqlite3.Connection:
+        """The write connection, or a read-only one (an empty in-memory store when there is no file yet)."""
+        with self._errors():
+            if self.read_only and not self.path.exists():
+                db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+                db.executescript(_SCHEMA)
+                return db
+            if self.read_only:
+                # Not mode=ro: a read-only *connection* to a WAL database leaves its -wal and -shm files
+                # behind when it closes; a normal one that never writes deletes them (read-only commands
+                # create no files).  query_only makes any write an error.
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+                db.execute("PRAGMA query_only = ON")
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a garbage file fails here
+                return db
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+            return db
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite's errors as ours, naming the file and what to do."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            text = str(e)
+            if "full" in text:
+                raise StoreError(
+                    f"{self.path}: the disk is full ({text}); free space on that disk and run again "
+                    "(nothing was half-written: the last change was rolled back)"
+                ) from e
+            raise StoreError(
+                f"cannot use {self.path} ({text}); check that this user may write the data folder "
+                "and that no other process holds it"
+            ) from e
+        except sqlite3.DatabaseError as e:
+            raise StoreCorruptError(
+                f"{self.path} is not a readable entry database ({e}); restore it from a backup, or move it "
+                "away and run `newsletter fetch` to start the entries afresh (it is never reset automatically)"
+            ) from e
 
     def close(self) -> None:
-        if self._lock is not None and self._lock.is_locked:
-            self._lock.release()
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+        if self._file_lock is not None and self._file_lock.is_locked:
+            self._file_lock.release()
 
     def __enter__(self) -> Store:
         return self
@@ -261,201 +317,349 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError(f"{self.path} is closed; this is a bug, please report it")
+        return self._db
+
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Group writes into one atomic file write (rolled back on error).
+        """Make the writes inside one transaction (SQLite) and one file write (profiles); all or nothing.
 
         Holds the store's lock throughout, so another thread's write can
         neither land inside the batch nor be rolled back with it.
         """
-        with self.storage.lock, self.storage.deferred():
+        with self._lock, self.profile_storage.deferred(), self._tx():
             yield
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, or the enclosing one when nested."""
+        with self._lock, self._errors():
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.db
+                finally:
+                    self._depth -= 1
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self.db
+            except BaseException:
+                self._depth = 0
+                if self.db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                    self.db.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self.db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
+        with self._lock, self._errors():
+            return self.db.execute(sql, args).fetchall()
+
+    def _entries(self, rows: Iterable[tuple[str, bytes]]) -> list[Entry]:
+        """Decode rows; a row decoded before (same bytes) comes from a bounded cache.
+
+        Feeds ask for the same recent entries once per reader: 10,000 readers
+        would otherwise decompress and validate the same papers 10,000 times.
+        """
+        out = []
+        cache = self._decoded
+        with self._lock:  # the cache is shared by the threads of serve
+            for entry_id, data in rows:
+                hit = cache.get(entry_id)
+                if hit is not None and hit[0] == data:
+                    cache.move_to_end(entry_id)
+                    out.append(hit[1])
+                    continue
+                try:
+                    entry = _entry(data)
+                    out.append(entry)
+                    cache[entry_id] = (data, entry)
+                    if len(cache) > _DECODED:
+                        cache.popitem(last=False)
+                except (ValidationError, zlib.error, TypeError) as e:
+                    why = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
+                    raise StoreCorruptError(
+                        f"entry {entry_id!r} in {self.path} is damaged ({why}); delete that row "
+                        f"(sqlite3 {self.path} \"DELETE FROM entries WHERE id = '{entry_id}'\") or restore a backup"
+                    ) from e
+        return out
 
     # -- entries ---------------------------------------------------------------
 
     def get_entries(self, ids: Iterable[str] | None = None) -> dict[str, Entry]:
-        """Entries by id (all when *ids* is None); asking for a few does not copy the table."""
+        """Entries by id (all when *ids* is None: only tests and tools should ask for all)."""
         if ids is None:
-            return {i: entry_from_doc(d) for i, d in self.entries.docs().items()}
-        return {i: entry_from_doc(d) for i, d in self.entries.pick(ids).items()}
+            rows = self._query("SELECT id, data FROM entries ORDER BY first_seen, id")
+        else:
+            wanted = list(dict.fromkeys(ids))
+            rows = []
+            for i in range(0, len(wanted), _CHUNK):
+                part = wanted[i : i + _CHUNK]
+                marks = ",".join("?" * len(part))
+                rows += self._query(f"SELECT id, data FROM entries WHERE id IN ({marks})", part)
+        return {e.id: e for e in self._entries(rows)}
 
     def entries_since(self, since: datetime | None) -> list[Entry]:
-        """Entries first seen after *since* (all when None), oldest first."""
-        cutoff = since.astimezone(UTC).isoformat() if since is not None else ""
-        # first_seen is stored as UTC ISO text, so the filter runs before parsing.
-        out = [entry_from_doc(d) for d in self.entries.docs().values() if d["first_seen"] > cutoff]
-        out.sort(key=lambda e: (e.first_seen, e.id))
-        return out
+        """Entries first seen after *since* (all when None), oldest first: one index range."""
+        cutoff = _us(since) if since is not None else -(2**62)
+        rows = self._query("SELECT id, data FROM entries WHERE first_seen > ? ORDER BY first_seen, id", (cutoff,))
+        return self._entries(rows)
 
-    def newest_first_seen(self) -> datetime | None:
-        """When the newest stored entry was first seen (None: no entries)."""
-        newest = max((d["first_seen"] for d in self.entries.docs().values()), default=None)
-        return _parse_dt(newest)
+    def related_entries(self, keys: Iterable[str]) -> dict[str, Entry]:
+        """Every stored entry that any of these identity keys may merge into (see :func:`sources.alias_index`).
+
+        A key matches an entry's id, arXiv id, DOI or title key, and a title
+        key also the entries whose id it prefixes (same title, other link).
+        Indexed lookups: a fetch never loads the whole table.
+        """
+        keys = list(dict.fromkeys(keys))
+        by_kind: dict[str, list[str]] = {"arxiv_id": [], "doi": [], "title_key": []}
+        for k in keys:
+            kind, _, value = k.partition(":")
+            if kind == "arxiv":
+                by_kind["arxiv_id"].append(value)
+            elif kind == "doi":
+                by_kind["doi"].append(value.lower())
+            elif kind == "title":
+                by_kind["title_key"].append(k)
+        rows: dict[str, tuple[int, str, bytes]] = {}
+
+        def collect(where: str, args: Sequence[object]) -> None:
+            for r in self._query(f"SELECT first_seen, id, data FROM entries WHERE {where}", args):
+                rows[r[1]] = r
+
+        for column, values in (("id", keys), *by_kind.items()):
+            for i in range(0, len(values), _CHUNK):
+                part = values[i : i + _CHUNK]
+                collect(f"{column} IN ({','.join('?' * len(part))})", part)
+        for k in by_kind["title_key"]:
+            collect("id > ? AND id < ?", (k + ":", k + ";"))
+        ordered = sorted(rows.values())  # oldest first, as alias_index expects the first owner to win
+        return {e.id: e for e in self._entries((i, d) for _, i, d in ordered)}
 
     def put_entries(self, entries: Iterable[Entry]) -> int:
-        """Insert or replace entries by id, in one write."""
-        docs = {e.id: entry_to_doc(e) for e in entries}
-        if not docs:
+        """Insert or replace entries by id in one transaction; an embedding survives unless the text changed."""
+        rows = [_entry_row(e) for e in entries]
+        if not rows:
             return 0
-
-        def apply(table: dict[str, Any]) -> None:
-            table.update(docs)
-
-        self.entries.mutate(apply)
-        return len(docs)
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO entries (id, first_seen, arxiv_id, doi, title_key, text_hash, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET first_seen = excluded.first_seen, "
+                "arxiv_id = excluded.arxiv_id, doi = excluded.doi, title_key = excluded.title_key, "
+                "embedding = CASE WHEN text_hash = excluded.text_hash THEN embedding END, "
+                "text_hash = excluded.text_hash, data = excluded.data",
+                rows,
+            )
+        return len(rows)
 
     def prune_entries(self, before: datetime) -> int:
-        """Forget entries first seen before *before*; returns how many."""
-        cutoff = before.isoformat()
-        removed = 0
+        """Forget entries first seen before *before* (one ``DELETE``); returns how many."""
+        with self._tx() as db:
+            return db.execute("DELETE FROM entries WHERE first_seen < ?", (_us(before),)).rowcount
 
-        def apply(table: dict[str, Any]) -> None:
-            nonlocal removed
-            for key in [k for k, d in table.items() if d["first_seen"] < cutoff]:
-                del table[key]
-                removed += 1
+    def count_entries(self) -> int:
+        return int(self._query("SELECT count(*) FROM entries")[0][0])
 
-        self.entries.mutate(apply)
-        return removed
+    def newest_first_seen(self) -> datetime | None:
+        """When the newest stored entry was first seen (None: no entries); the planner reopens skipped periods."""
+        newest = self._query("SELECT max(first_seen) FROM entries")[0][0]
+        return _from_us(newest) if newest is not None else None
 
-    # -- profiles --------------------------------------------------------------
+    def first_seen_days(self, since: datetime) -> list[date]:
+        """The UTC days on which entries first seen at or after *since* arrived, oldest first.
 
-    def sync_profiles(self, profiles: Iterable[Profile]) -> None:
-        """Make the profiles table match the files: one write, stale readers removed; none if equal."""
-        docs = {p.id: profile_to_doc(p) for p in profiles}
-        if self.profiles.docs() == docs:
-            return
+        The day of the oldest stored entry is included too when it is older,
+        so :func:`schedule.quiet_days` can tell a new install from a silence.
+        """
+        rows = self._query(
+            "SELECT DISTINCT first_seen / ? FROM entries WHERE first_seen >= ? "
+            "UNION SELECT min(first_seen) / ? FROM entries WHERE first_seen < ?",
+            (_DAY_US, _us(since), _DAY_US, _us(since)),
+        )
+        return sorted(date(1970, 1, 1) + timedelta(days=int(r[0])) for r in rows if r[0] is not None)
 
-        def apply(table: dict[str, Any]) -> None:
-            table.clear()
-            table.update(docs)
+    # -- embeddings --------------------------------------------------------------
 
-        self.profiles.mutate(apply)
+    def put_embeddings(self, ids: Sequence[str], matrix: npt.ArrayLike) -> int:
+        """Store one vector per id (row *i* of *matrix* for ``ids[i]``) as float16; returns rows updated."""
+        import numpy as np  # only the embedding paths need it: `status` stays light
 
-    def profile_docs(self) -> dict[str, dict[str, Any]]:
-        return self.profiles.docs()
+        vectors = np.asarray(matrix, dtype=np.float16)
+        if vectors.ndim != 2 or len(vectors) != len(ids):
+            raise ValueError(f"need one row per id: {len(ids)} ids, matrix of shape {vectors.shape}")
+        with self._tx() as db:
+            cur = db.executemany(
+                "UPDATE entries SET embedding = ? WHERE id = ?",
+                [(v.tobytes(), i) for i, v in zip(ids, vectors, strict=True)],
+            )
+            return cur.rowcount
 
-    def profile_doc(self, reader: str) -> dict[str, Any] | None:
-        return self.profiles.docs().get(reader)
+    def embeddings(self, ids: Sequence[str]) -> tuple[list[str], npt.NDArray[np.float16]]:
+        """The ids among *ids* that have a vector (in the order asked), and those vectors as one float16 matrix."""
+        import numpy as np
+
+        found: dict[str, bytes] = {}
+        wanted = list(dict.fromkeys(ids))
+        for i in range(0, len(wanted), _CHUNK):
+            part = wanted[i : i + _CHUNK]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT id, embedding FROM entries WHERE embedding IS NOT NULL AND id IN ({marks})"
+            found.update(self._query(sql, part))
+        have = [i for i in wanted if i in found]
+        if not have:
+            return [], np.zeros((0, 0), dtype=np.float16)
+        return have, np.frombuffer(b"".join(found[i] for i in have), dtype=np.float16).reshape(len(have), -1)
+
+    def ids_without_embedding(self, limit: int) -> list[str]:
+        """Up to *limit* entries still to embed, newest first (those a digest needs soonest)."""
+        rows = self._query(
+            "SELECT id FROM entries WHERE embedding IS NULL ORDER BY first_seen DESC, id LIMIT ?", (limit,)
+        )
+        return [r[0] for r in rows]
 
     # -- sources ---------------------------------------------------------------
 
     def source_state(self, name: str) -> SourceState:
-        doc = self.sources.docs().get(name)
-        return _state_from_doc(name, doc) if doc else SourceState(name=name)
+        rows = self._query("SELECT data FROM sources WHERE name = ?", (name,))
+        return self._state(name, rows[0][0]) if rows else SourceState(name=name)
 
     def source_states(self) -> dict[str, SourceState]:
-        return {k: _state_from_doc(k, d) for k, d in self.sources.docs().items()}
+        return {name: self._state(name, data) for name, data in self._query("SELECT name, data FROM sources")}
 
     def put_source_states(self, states: Iterable[SourceState]) -> None:
-        docs = {s.name: _state_to_doc(s) for s in states}
+        rows = [(s.name, _STATE.dump_json(s)) for s in states]
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO sources (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+                rows,
+            )
 
-        def apply(table: dict[str, Any]) -> None:
-            table.update(docs)
+    def _state(self, name: str, data: str | bytes) -> SourceState:
+        try:
+            return _STATE.validate_json(data)
+        except ValidationError as e:
+            raise StoreCorruptError(
+                f"the state of source {name!r} in {self.path} is damaged ({e.errors()[0]['msg']}); delete that row "
+                f"(sqlite3 {self.path} \"DELETE FROM sources WHERE name = '{name}'\"): the source is fetched afresh"
+            ) from e
 
-        self.sources.mutate(apply)
+    # -- profiles (TinyDB: as loaded from the files) ------------------------------------
 
+    def cached_profile(self, path: Path, mtime_ns: int, size: int) -> Profile | None:
+        """The profile loaded from *path* when the file had this mtime and size, if it has not changed since."""
+        doc = self._profiles.get(path.stem)
+        if doc is None or doc.get("path") != str(path) or (doc.get("mtime_ns"), doc.get("size")) != (mtime_ns, size):
+            return None
+        parsed = self._parsed.get(path.stem)
+        if parsed is None or parsed[0] != (mtime_ns, size):
+            try:
+                profile = _PROFILE.validate_python(doc["file"])
+            except (KeyError, ValidationError):
+                return None  # an older cache entry: parse the file again
+            parsed = ((mtime_ns, size), profile)
+            self._parsed[path.stem] = parsed
+        return parsed[1]
 
-# -- (de)serialisation: dataclasses <-> JSON documents --------------------------
+    def sync_profiles(self, profiles: Iterable[Profile], stats: dict[Path, tuple[int, int]] | None = None) -> None:
+        """Make the profile cache match the files: one write, stale readers removed; none if equal.
 
+        *stats* gives each file's ``(mtime_ns, size)`` as read before parsing,
+        so :meth:`cached_profile` can skip unchanged files on the next tick.
+        """
+        stats = stats or {}
+        docs: dict[str, dict[str, Any]] = {}
+        for p in profiles:
+            stat = stats.get(p.path) if p.path else None
+            old = self._profiles.get(p.id)
+            if (
+                old is not None
+                and stat is not None
+                and old.get("path") == str(p.path)
+                and (old.get("mtime_ns"), old.get("size"), old.get("paused")) == (*stat, p.paused)
+            ):
+                docs[p.id] = old  # the file did not change: no re-serialising 100,000 profiles per tick
+                continue
+            docs[p.id] = {
+                "id": p.id,
+                "path": str(p.path) if p.path else None,
+                "mtime_ns": stat[0] if stat else None,
+                "size": stat[1] if stat else None,
+                "paused": p.paused,
+                "file": _PROFILE.dump_python(p, mode="json"),
+            }
+            if stat is not None:
+                self._parsed[p.id] = (stat, p)
+        if docs == self._profiles:
+            return
+        with self._lock, self.profile_storage.deferred():
+            self._profiles_table.truncate()
+            self._profiles_table.insert_multiple(docs.values())
+        self._profiles = docs
 
-def _dt(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    def profile_docs(self) -> dict[str, dict[str, Any]]:
+        return {k: dict(v) for k, v in self._profiles.items()}
 
+    def profile_doc(self, reader: str) -> dict[str, Any] | None:
+        doc = self._profiles.get(reader)
+        return dict(doc) if doc is not None else None
 
-def _parse_dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    # -- migration from the single TinyDB file ---------------------------------------
 
+    def _migrate_legacy(self, legacy: Path) -> None:
+        """Move an older release's entries and source state into SQLite; keep the old file renamed.
 
-def entry_to_doc(e: Entry) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "title": e.title,
-        "summary": e.summary,
-        "link": e.link,
-        "first_seen": _dt(e.first_seen),
-        "authors": list(e.authors),
-        "categories": list(e.categories),
-        "arxiv_id": e.arxiv_id,
-        "version": e.version,
-        "doi": e.doi,
-        "published": _dt(e.published),
-        "updated": _dt(e.updated),
-        "upvotes": e.upvotes,
-        "code_url": e.code_url,
-        "project_url": e.project_url,
-        "sources": list(e.sources),
-    }
-
-
-def entry_from_doc(d: Mapping[str, Any]) -> Entry:
-    first_seen = _parse_dt(d["first_seen"])
-    assert first_seen is not None
-    return Entry(
-        id=d["id"],
-        title=d["title"],
-        summary=d["summary"],
-        link=d["link"],
-        first_seen=first_seen,
-        authors=tuple(d.get("authors", ())),
-        categories=tuple(d.get("categories", ())),
-        arxiv_id=d.get("arxiv_id"),
-        version=d.get("version"),
-        doi=d.get("doi"),
-        published=_parse_dt(d.get("published")),
-        updated=_parse_dt(d.get("updated")),
-        upvotes=d.get("upvotes"),
-        code_url=d.get("code_url"),
-        project_url=d.get("project_url"),
-        sources=tuple(d.get("sources", ())),
-    )
-
-
-def profile_to_doc(p: Profile) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "email": p.email,
-        "name": p.name,
-        "timezone": p.timezone,
-        "send_at": p.send_at.strftime("%H:%M"),
-        "frequency": p.frequency,
-        "max_items": p.max_items,
-        "min_score": p.min_score,
-        "skip_empty": p.skip_empty,
-        "paused": p.paused,
-        "path": str(p.path) if p.path else None,
-        "interests": {
-            "keywords": [[k.text, k.weight] for k in p.interests.keywords],
-            "exclude": list(p.interests.exclude),
-            "authors": list(p.interests.authors),
-            "categories": list(p.interests.categories),
-            "papers": list(p.interests.papers),
-        },
-    }
-
-
-def _state_to_doc(s: SourceState) -> dict[str, Any]:
-    return {
-        "etag": s.etag,
-        "last_modified": s.last_modified,
-        "last_attempt": _dt(s.last_attempt),
-        "last_success": _dt(s.last_success),
-        "last_error": s.last_error,
-        "failures": s.failures,
-        "last_date": s.last_date,
-        "missed_dates": list(s.missed_dates),
-    }
-
-
-def _state_from_doc(name: str, d: Mapping[str, Any]) -> SourceState:
-    return replace(
-        SourceState(name=name),
-        etag=d.get("etag"),
-        last_modified=d.get("last_modified"),
-        last_attempt=_parse_dt(d.get("last_attempt")),
-        last_success=_parse_dt(d.get("last_success")),
-        last_error=d.get("last_error"),
-        failures=int(d.get("failures", 0)),
-        last_date=d.get("last_date"),
-        missed_dates=tuple(d.get("missed_dates", ())),
-    )
+        Idempotent (rows already present are kept), so a crash between the
+        commit and the rename just migrates again on the next open.  A
+        read-only open migrates too when no writer holds the folder; while
+        one does, that writer has migrated already.
+        """
+        assert not self.read_only
+        try:
+            data = json.loads(legacy.read_bytes())
+            if not isinstance(data, dict):
+                raise ValueError("not a TinyDB database")
+        except (OSError, ValueError) as e:
+            raise StoreCorruptError(
+                f"{legacy} (the store of an older release) cannot be read ({e}), so it was not migrated; "
+                "restore it from a backup, or move it away to start afresh"
+            ) from e
+        entries, states = [], []
+        for key, doc in data.get("entries", {}).items():
+            try:
+                entries.append(_ENTRY.validate_python(doc))
+            except ValidationError as e:
+                raise StoreCorruptError(
+                    f"entry {key!r} in {legacy} is damaged ({e.errors()[0]['msg']}); fix or delete it in that "
+                    "file and run again (nothing was migrated yet)"
+                ) from e
+        for name, doc in data.get("sources", {}).items():
+            try:
+                states.append(_STATE.validate_python({**doc, "name": name}))
+            except ValidationError as e:
+                raise StoreCorruptError(
+                    f"source {name!r} in {legacy} is damaged ({e.errors()[0]['msg']}); delete it in that file "
+                    "and run again (nothing was migrated yet)"
+                ) from e
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO entries (id, first_seen, arxiv_id, doi, title_key, text_hash, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [_entry_row(e) for e in entries],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO sources (name, data) VALUES (?, ?)",
+                [(s.name, _STATE.dump_json(s)) for s in states],
+            )
+        old_profiles = data.get("profiles", {})
+        if old_profiles and not self._profiles_table.all():
+            # No file stats: every file is parsed again once; `paused` set by unsubscribes is kept.
+            self._profiles_table.insert_multiple(
+                {"id": k, "path": d.get("path"), "paused": bool(d.get("paused"))} for k, d in old_profiles.items()
+            )
+        os.replace(legacy, legacy.with_name(legacy.name + ".migrated"))

@@ -69,6 +69,24 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceState:
+    """What we remember about one source between runs."""
+
+    name: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    failures: int = 0
+    """Consecutive failures; 0 after any success."""
+    last_date: str | None = None
+    """Date-addressed sources (HF): the last date fetched successfully."""
+    missed_dates: tuple[str, ...] = ()
+    """Days whose listing we never saw and cannot ask for again (arXiv RSS holds only the latest day)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Keyword:
     text: str
     weight: float = 1.0

@@ -249,7 +249,7 @@ class _Web:
 
     def _create_reader(self, email: str, keywords: list[str]) -> None:
         from . import subscribe as joining
-        from .store import atomic_write
+        from .files import atomic_write
 
         folder = self.app.settings.paths.profiles_dir
         with self._write:
@@ -355,7 +355,7 @@ class _Web:
         from starlette.responses import HTMLResponse
 
         from . import manage
-        from .store import atomic_write
+        from .files import atomic_write
 
         path = _profile_path(self.app, reader)
         if path is None:

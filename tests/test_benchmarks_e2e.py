@@ -106,10 +106,14 @@ def test_run_tiny_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureFi
     assert not errors
     assert {"cpu", "cores", "ram_gb", "python"} <= set(saved["machine"])
     stages = {row["stage"] for row in saved["table"]}
-    assert {"parse", "rank", "render", "send", "store", "end to end"} <= stages
+    assert {"parse", "rank", "render", "send", "store", "end to end", "steady state"} <= stages
     assert all(row["met"] is None for row in saved["table"])  # targets judge the full size only
     e2e = saved["stages"]["e2e"]["figures"]
     assert e2e["readers_one_message"] == e2e["readers"] == 20
+    steady = saved["stages"]["steady"]["figures"]
+    # two days grown through the fetch path, by this checkout and by the release, then the third fetched
+    assert steady["ours"]["stored_before_last_day"] == steady["release"]["stored_before_last_day"] == 100
+    assert steady["ours"]["fetch_output"][0].split()[:3] == ["arxiv-steady", "ok", "50"]  # 50 new on the last day
     printed = capsys.readouterr().out
     assert "| stage" in printed and "end to end" in printed
 

@@ -29,7 +29,7 @@ from newsletter.fetch import Fetcher, user_agent
 from newsletter.pipeline import App, make_app
 from newsletter.politeness import HostLimiter
 from newsletter.retry import retry_after_seconds
-from newsletter.store import SourceState
+from newsletter.types import SourceState
 
 NOW = datetime(2025, 11, 14, 12, 0, tzinfo=UTC)
 FAST = {"deadline": 1.5, "timeout": 1.0, "connect_timeout": 1.0, "backoff": 0.01, "retries": 2, "concurrency": 16}

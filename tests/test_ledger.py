@@ -92,3 +92,17 @@ def test_an_older_ledgers_covered_rows_become_covered(tmp_path: Path) -> None:
     db.commit()
     db.close()
     assert Ledger(tmp_path).get("ada", "2026-11-22").status is DeliveryStatus.COVERED  # type: ignore[union-attr]
+
+
+def test_health_rows_are_the_last_week_and_every_uncertain_send(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    long_ago = NOW - timedelta(days=40)
+    for reader, at in (("old", long_ago), ("lost", long_ago), ("new", NOW)):
+        ledger.claim(reader, "p", ["e"], "sendgrid", at)
+    ledger.mark_sent("old", "p", "m1", long_ago)
+    ledger.mark_uncertain("lost", "p", "timeout", long_ago)
+    ledger.mark_sent("new", "p", "m2", NOW)
+    rows = ledger.health_rows(NOW - timedelta(days=7))
+    assert {(r.reader, r.status) for r in rows} == {("lost", DeliveryStatus.UNCERTAIN), ("new", DeliveryStatus.SENT)}
+    assert ledger.last_send() == NOW
+    ledger.close()

@@ -272,3 +272,24 @@ def test_a_renamed_profile_file_keeps_its_history_and_its_links(settings: Settin
         assert TestClient(create_web_app(app)).post(old_link).status_code == 200, "old links still work"
     assert "paused = true" in (profiles_dir / "ada-lovelace.toml").read_text()
     assert len(list(settings.paths.outbox_dir.glob("*/ada*.eml"))) == 1
+
+
+def test_a_reader_back_after_a_month_gets_the_latest_papers_not_the_month(settings: Settings, clock: Clock) -> None:
+    from dataclasses import replace
+
+    with make_app(settings, clock=clock) as app:
+        app.fetch()
+        stored = sorted(app.store.entries_since(None), key=lambda e: e.id)
+        old = {e.id for e in stored[::2]}  # every other paper arrived 20 days ago
+        app.store.put_entries(replace(e, first_seen=clock.now - timedelta(days=20)) for e in stored if e.id in old)
+        month_ago = clock.now - timedelta(days=25)
+        app.ledger.claim("ada", "2026-10-29", [], "outbox", month_ago)
+        app.ledger.mark_sent("ada", "2026-10-29", None, month_ago)
+        ada = next(p for p in app.load_profiles().profiles if p.id == "ada")
+        # Ranked over the whole month, ada's digest would carry old papers ...
+        assert {m.entry.id for m in app.preview("ada", days=25).matches} & old
+        [result] = app.deliver(force=True, readers=[ada])
+        assert result.status is DeliveryStatus.SENT and result.items
+        # ... but her window is one period and a day: only what arrived since then.
+        sent_ids = set(app.ledger.rows(reader="ada", status=DeliveryStatus.SENT)[-1].entry_ids)
+        assert sent_ids and not sent_ids & old

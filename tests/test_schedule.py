@@ -21,6 +21,7 @@ from newsletter.pipeline import make_app
 from newsletter.schedule import (
     Due,
     current_period,
+    digest_since,
     fetch_overdue,
     health,
     is_open,
@@ -29,8 +30,7 @@ from newsletter.schedule import (
     quiet_days,
 )
 from newsletter.serve import Service
-from newsletter.store import SourceState
-from newsletter.types import Delivery, DeliveryResult, DeliveryStatus, Interests, Profile
+from newsletter.types import Delivery, DeliveryResult, DeliveryStatus, Interests, Profile, SourceState
 
 
 def profile(tz: str, at: str, frequency: str = "daily") -> Profile:
@@ -43,6 +43,18 @@ def utc(*args: int) -> datetime:
 
 
 # -- pure decisions ---------------------------------------------------------------------
+
+
+def test_a_digest_window_is_one_period_for_a_new_reader_and_at_most_a_period_and_a_day() -> None:
+    now = utc(2026, 11, 23, 6, 30)
+    daily, weekly = profile("UTC", "06:30"), profile("UTC", "06:30", "weekly:mon")
+    assert digest_since(daily, None, now) == now - timedelta(days=1)
+    assert digest_since(weekly, None, now) == now - timedelta(days=7)
+    yesterday = now - timedelta(days=1)
+    assert digest_since(daily, yesterday, now) == yesterday  # the usual case: since the last digest
+    back_from_a_month_away = now - timedelta(days=31)
+    assert digest_since(daily, back_from_a_month_away, now) == now - timedelta(days=2)
+    assert digest_since(weekly, back_from_a_month_away, now) == now - timedelta(days=8)
 
 
 @pytest.mark.parametrize(
@@ -305,11 +317,11 @@ def test_nothing_due_means_no_store_rewrite(world: tuple[Settings, Clock]) -> No
     with make_app(settings, clock=clock) as app:
         service = Service(app)
         assert service.tick()
-        db = settings.paths.data_dir / "newsletter.json"
-        mtime = db.stat().st_mtime_ns
+        files = [settings.paths.data_dir / n for n in ("profiles.json", "entries.sqlite3", "entries.sqlite3-wal")]
+        before = [f.stat().st_mtime_ns for f in files]
         clock.now += timedelta(minutes=1)
         assert service.tick() == []
-        assert db.stat().st_mtime_ns == mtime
+        assert [f.stat().st_mtime_ns for f in files] == before
 
 
 def test_a_forced_send_before_the_send_time_stands_in_for_the_due_period() -> None:
