@@ -149,6 +149,7 @@ class OnnxEmbedder:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         batch_size: int = DEFAULT_BATCH,
         threads: int | None = None,
+        spin: bool | None = None,
     ) -> None:
         folder = Path(model_dir) if model_dir is not None else default_model_dir()
         manifest = read_manifest(folder)
@@ -170,6 +171,8 @@ class OnnxEmbedder:
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.log_severity_level = 3  # errors only: no optimiser chatter on stderr
+            if spin is not None:
+                options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
             session = ort.InferenceSession(
                 str(folder / manifest["onnx"]), sess_options=options, providers=["CPUExecutionProvider"]
             )
