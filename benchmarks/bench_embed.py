@@ -18,8 +18,9 @@ measures in one run:
   embedding (how much a shorter limit changes the vectors);
 * CPU seconds of the day's run (all threads): on a busy machine wall time
   says more about the neighbours than about us;
-* peak RSS of the process (``ru_maxrss``) and its growth over the RSS before
-  the model was loaded.
+* peak RSS of the process (``ru_maxrss``) right after the day, before the
+  comparison loads more sessions, and its growth over the RSS before the
+  model was loaded.
 
 The machine is shared: compare the ratios of one run, not seconds across runs.
 """
@@ -91,6 +92,7 @@ def main(
     start, cpu = time.perf_counter(), time.process_time()
     vectors = model.embed(day)
     day_s, day_cpu = time.perf_counter() - start, time.process_time() - cpu
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before other sessions are loaded
     if vectors.shape != (size, model.dim) or not np.isfinite(vectors).all():
         raise SystemExit(f"bad embeddings: shape {vectors.shape}")
 
@@ -107,7 +109,6 @@ def main(
         start = time.perf_counter()
         vecs = embedder.embed(sample)
         by_tokens[limit] = (len(sample) / (time.perf_counter() - start), vecs)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     figures = {
         "papers": float(size),
@@ -134,7 +135,7 @@ def main(
         f" 2,000 papers in {day_s * 2000 / size:.0f} s, target 60 s: {verdict})"
     )
     print(f"  CPU time of the day (all threads)     {day_cpu:8.1f} s  ({size / day_cpu:.1f} papers per CPU-second)")
-    print(f"  peak RSS                              {peak_mb:8.0f} MB  (+{figures['rss_growth_mb']:.0f} MB over start)")
+    print(f"  peak RSS after the day               {peak_mb:8.0f} MB  (+{figures['rss_growth_mb']:.0f} MB over start)")
     print(f"truncation, {len(sample)} fixture papers: papers/s and mean cosine to the 256-token embedding")
     for limit in TOKENS:
         rate, cosine = figures[f"per_s_{limit}"], figures[f"cosine_to_256_{limit}"]
