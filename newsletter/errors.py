@@ -16,6 +16,7 @@ line without a traceback.
     │   ├── FetchError         network, HTTP status, timeout, size cap, SSRF guard
     │   └── ParseError         the bytes are not a feed we understand
     ├── RenderError            a template is missing or broken
+    ├── ModelError             the shipped embedding model is missing, corrupt or cannot load
     └── DeliveryError          one email could not be handed over
         ├── PermanentDeliveryError   retrying will not help (bad address, auth)
         │   └── DeliveryAuthError    the backend refused our credentials (401/403)
@@ -84,6 +85,10 @@ class ParseError(SourceError):
 
 class RenderError(NewsletterError):
     """A template is missing or cannot be rendered."""
+
+
+class ModelError(NewsletterError):
+    """The semantic model shipped in the package cannot be used; ranking falls back to the lexical model."""
 
 
 class DeliveryError(NewsletterError):
