@@ -16,6 +16,7 @@ line without a traceback.
     │   ├── FetchError         network, HTTP status, timeout, size cap, SSRF guard
     │   └── ParseError         the bytes are not a feed we understand
     ├── RenderError            a template is missing or broken
+    ├── ModelError             the shipped embedding model is missing, corrupt or cannot load
     └── DeliveryError          one email could not be handed over
         ├── PermanentDeliveryError   retrying will not help (bad address, auth)
         │   └── DeliveryAuthError    the backend refused our credentials (401/403)
@@ -25,7 +26,6 @@ line without a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -38,20 +38,15 @@ class ConfigError(NewsletterError):
 
 
 class ProfileError(NewsletterError):
-    """A profile file is invalid; carries the file and each problem's line so editors can jump there.
+    """A profile file is invalid; carries the file and line so editors can jump there."""
 
-    ``str()`` is one line per problem (``path line N: what is wrong; how to fix it``).
-    """
-
-    def __init__(
-        self, path: Path | str, line: int | None, message: str, *, problems: Sequence[tuple[int | None, str]] = ()
-    ) -> None:
+    def __init__(self, path: Path | str, line: int | None, message: str, *, line_in_message: bool = False) -> None:
         self.path = Path(path)
-        self.problems: tuple[tuple[int | None, str], ...] = tuple(problems) or ((line, message),)
-        self.line = line if line is not None else next((n for n, _ in self.problems if n), None)
+        self.line = line
         """The first offending line, for editors; None when it cannot be known."""
-        self.detail = "; ".join(m for _, m in self.problems)
-        super().__init__("\n".join(f"{self.path}" + (f" line {n}" if n else "") + f": {m}" for n, m in self.problems))
+        self.detail = message
+        where = f"{self.path}" + (f" line {line}" if line and not line_in_message else "")
+        super().__init__(f"{where}: {message}")
 
 
 class StoreError(NewsletterError):
@@ -80,6 +75,10 @@ class ParseError(SourceError):
 
 class RenderError(NewsletterError):
     """A template is missing or cannot be rendered."""
+
+
+class ModelError(NewsletterError):
+    """The semantic model shipped in the package cannot be used; ranking falls back to the lexical model."""
 
 
 class DeliveryError(NewsletterError):
