@@ -26,6 +26,7 @@ line without a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -38,15 +39,20 @@ class ConfigError(NewsletterError):
 
 
 class ProfileError(NewsletterError):
-    """A profile file is invalid; carries the file and line so editors can jump there."""
+    """A profile file is invalid; carries the file and each problem's line so editors can jump there.
 
-    def __init__(self, path: Path | str, line: int | None, message: str, *, line_in_message: bool = False) -> None:
+    ``str()`` is one line per problem (``path line N: what is wrong; how to fix it``).
+    """
+
+    def __init__(
+        self, path: Path | str, line: int | None, message: str, *, problems: Sequence[tuple[int | None, str]] = ()
+    ) -> None:
         self.path = Path(path)
-        self.line = line
+        self.problems: tuple[tuple[int | None, str], ...] = tuple(problems) or ((line, message),)
+        self.line = line if line is not None else next((n for n, _ in self.problems if n), None)
         """The first offending line, for editors; None when it cannot be known."""
-        self.detail = message
-        where = f"{self.path}" + (f" line {line}" if line and not line_in_message else "")
-        super().__init__(f"{where}: {message}")
+        self.detail = "; ".join(m for _, m in self.problems)
+        super().__init__("\n".join(f"{self.path}" + (f" line {n}" if n else "") + f": {m}" for n, m in self.problems))
 
 
 class StoreError(NewsletterError):
