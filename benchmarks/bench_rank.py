@@ -37,6 +37,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 from pathlib import Path
 
+import numpy as np
+
 from newsletter import match, sources
 from newsletter.embed import TextEmbedder, load_embedder, paper_text
 from newsletter.types import Entry, Interests, Keyword, Profile
@@ -126,7 +128,13 @@ class Result:
         return self.naive_s / self.naive_sample * self.profiles
 
 
-def run(profiles: int = 10_000, entries: int = 2_000, naive_sample: int = 50, semantic: bool = True) -> Result:
+def run(
+    profiles: int = 10_000,
+    entries: int = 2_000,
+    naive_sample: int = 50,
+    semantic: bool = True,
+    cache: Path | None = None,
+) -> Result:
     es = make_entries(entries)
     ps = make_profiles(profiles, es)
     t0 = clock.perf_counter()
@@ -142,18 +150,25 @@ def run(profiles: int = 10_000, entries: int = 2_000, naive_sample: int = 50, se
     result = Result(profiles, entries, t1 - t0, t2 - t1, sum(len(v) for v in ranked.values()), len(sample), t4 - t3)
     embedder = load_embedder() if semantic else None
     if embedder is not None:
-        _fused(result, es, ps, embedder)
+        _fused(result, es, ps, embedder, cache)
     return result
 
 
-def _fused(result: Result, es: Sequence[Entry], ps: Sequence[Profile], embedder: TextEmbedder) -> None:
+def _fused(
+    result: Result, es: Sequence[Entry], ps: Sequence[Profile], embedder: TextEmbedder, cache: Path | None
+) -> None:
     """The same profiles through the fused path: embeddings given, phrases cached, reasons with sentences."""
     first: dict[str, Entry] = {}
     for e in es:  # the fixture's papers; the rest repeat them
         first.setdefault(e.summary, e)
     at = {summary: i for i, summary in enumerate(first)}
     t0 = clock.perf_counter()
-    docs = embedder.embed([paper_text(e.title, e.summary) for e in first.values()])
+    if cache is not None and cache.exists() and len(cached := np.load(cache)) == len(first):
+        docs = cached
+    else:
+        docs = embedder.embed([paper_text(e.title, e.summary) for e in first.values()])
+        if cache is not None:
+            np.save(cache, docs)
     result.docs_embed_s = clock.perf_counter() - t0
     result.distinct_papers = len(first)
     vectors = docs[[at[e.summary] for e in es]]
@@ -178,9 +193,10 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     parser.add_argument("--entries", type=int, default=2_000)
     parser.add_argument("--naive-sample", type=int, default=50, help="profiles timed with the naive loop")
     parser.add_argument("--no-semantic", action="store_true", help="the lexical path only")
+    parser.add_argument("--vectors", type=Path, help="a .npy file keeping the papers' embeddings between runs")
     args = parser.parse_args(argv)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    r = run(args.profiles, args.entries, args.naive_sample, semantic=not args.no_semantic)
+    r = run(args.profiles, args.entries, args.naive_sample, semantic=not args.no_semantic, cache=args.vectors)
     out(f"{r.profiles} profiles x {r.entries} entries ({os.cpu_count()} CPUs, load average {load:.2f} at start)")
     out(f"  index build (once)          {r.build_s:8.2f} s")
     out(f"  rank_many (all profiles)    {r.rank_s:8.2f} s   ({r.rank_s / r.profiles * 1000:.2f} ms per profile)")
