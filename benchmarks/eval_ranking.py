@@ -53,7 +53,8 @@ import math
 import random
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -319,7 +320,7 @@ def learnable(relevance: dict[str, set[str]], repeats: int = 5) -> dict[str, flo
 
 def raw_scores(index: match.Index, p: Profile) -> np.ndarray[Any, Any]:
     """Every entry's score for *p*, in index row order, before anything is ruled out (for experiments)."""
-    scores, _, _ = index._scores([index._query(p, {})])
+    scores, _, _, _ = index._scores([index._query(p, {})])
     return np.asarray(scores[0])
 
 
@@ -502,39 +503,304 @@ def _experiments(draws: int) -> tuple[Table, Table, Table]:
     )
 
 
-def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> dict[str, Table]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=8, help="random profiles per listing (default 8)")
-    parser.add_argument("--experiments", action="store_true", help="also rank with the variants tried (slow)")
-    args = parser.parse_args(argv)
-    tables = evaluate(args.draws)
+# -- the two judged dev sets, with the semantic model (the default run) ---------------------------------------
+
+SPECIFIC = ROOT / "tests" / "data" / "judged_specific.json"
+SEED_COUNT = 5
+MIN_JUDGED_FOR_SEEDS = 8
+"""An interest is drawn seed profiles only if 5 seeds leave at least 3 judged papers to find."""
+
+
+@dataclass(frozen=True)
+class Interest:
+    name: str
+    relevant: frozenset[str]
+    keywords: tuple[tuple[str, ...], ...]
+    """One or more keyword profiles (phrase lists) for this interest."""
+
+
+def load_specific(path: Path = SPECIFIC) -> list[Interest]:
+    """The 13 specific interests: one keyword profile each, the phrases the reader typed."""
+    raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return [
+        Interest(name, frozenset(f"arxiv:{i}" for i in raw["judged"][name]), (tuple(p["keywords"]),))
+        for name, p in raw["profiles"].items()
+    ]
+
+
+def load_broad(draws: int) -> list[Interest]:
+    """The 3 broad listing topics, judged blind: *draws* keyword profiles each, 2-3 phrases from the pool."""
     judged = load_judged()
-    tables |= {f"judged {k}": t for k, t in evaluate(args.draws, relevance=judged, note=", judged").items()}
-    out("Keyword pools (2-3 drawn per profile):")
+    out = []
     for listing, pool in KEYWORD_POOLS.items():
-        out(f"  {listing}: {', '.join(pool)}")
-    out("")
-    out("Against the listing labels (noisy search results: the issue's targets):")
-    for key in ("keywords", "seeds"):
-        out("")
-        out(tables[key].render())
-    out("")
-    out("Against the blind judgments (tests/data/judged_relevance.json; seeds drawn from the judged papers):")
-    for key in ("judged keywords", "judged seeds"):
-        out("")
-        out(tables[key].render())
-    out("")
-    out("Reference, not a profile: LinearSVC trained on 80% of a listing's own relevance, 5-fold, P@20")
-    for source, relevance in (("listing labels", load_labels()), ("judgments", judged)):
-        per = learnable(relevance)
-        cells = "  ".join(f"{name} {value:.3f}" for name, value in per.items())
-        out(f"  {source:<15} mean {statistics.fmean(per.values()):.3f}  {cells}")
-    for prefix, source in (("", "listing labels"), ("judged ", "judgments")):
-        kw, sd = tables[f"{prefix}keywords"], tables[f"{prefix}seeds"]
-        margin = sd.mean("newsletter (seed papers)") - best_svm(sd)
-        out("")
-        out(f"{source}: keyword P@20 {kw.mean('newsletter (BM25F + phrases)'):.3f} (target >= 0.85)")
-        out(f"{source}: seed P@20 minus best LinearSVC: {margin:+.3f} (target >= +0.08)")
+        kws = []
+        for draw in range(draws):
+            rng = random.Random(f"{listing}/{draw}")
+            kws.append(tuple(rng.sample(pool, rng.choice((2, 3)))))
+        out.append(Interest(listing, frozenset(judged[listing]), tuple(kws)))
+    return out
+
+
+def seed_draws(interest: Interest, draws: int) -> list[list[str]]:
+    if len(interest.relevant) < MIN_JUDGED_FOR_SEEDS:
+        return []
+    return [
+        random.Random(f"{interest.name}/seeds/{d}").sample(sorted(interest.relevant), SEED_COUNT) for d in range(draws)
+    ]
+
+
+def p_at_r(ranked: Sequence[str], relevant: Set[str]) -> float:
+    """Precision at min(20, number relevant): a perfect ranking scores 1 however few papers are relevant."""
+    k = min(K, len(relevant))
+    return sum(1 for i in ranked[:k] if i in relevant) / k if k else 0.0
+
+
+def ranked_ids(index: match.Index, p: Profile) -> list[str]:
+    """Our ranking of *p*'s best K, by the shipped scoring path without building reasons (no sentence embedding)."""
+    chosen = index._select([p], [index._query(p, {})], {}, {})
+    return [index.entries[r].id for r in chosen.winners[0]]
+
+
+class Semantic:
+    """The embedding model alone: papers embedded once per run (in memory), phrases cached."""
+
+    def __init__(self, entries: Sequence[Entry], embedder: Any) -> None:
+        from newsletter.embed import paper_text
+
+        self.embedder = embedder
+        self.ids = [e.id for e in entries]
+        self.row = {e.id: i for i, e in enumerate(entries)}
+        started = clock()
+        self.docs = embedder.embed([paper_text(e.title, e.summary) for e in entries])
+        self.seconds = clock() - started
+
+    def _order(self, scores: np.ndarray[Any, Any], skip: Set[int] = frozenset()) -> list[str]:
+        order = np.lexsort((np.arange(len(scores)), -scores))
+        return [self.ids[i] for i in order if int(i) not in skip]
+
+    def joined(self, phrases: Sequence[str]) -> list[str]:
+        q = match.embed_phrases(self.embedder, [", ".join(phrases)])
+        return self._order(self.docs @ q[", ".join(phrases)])
+
+    def each_max(self, phrases: Sequence[str]) -> list[str]:
+        q = match.embed_phrases(self.embedder, phrases)
+        return self._order(np.max([self.docs @ q[t] for t in phrases], axis=0))
+
+    def centroid(self, seed_ids: Sequence[str]) -> list[str]:
+        rows = [self.row[i] for i in seed_ids]
+        c = self.docs[rows].mean(axis=0)
+        return self._order(self.docs @ (c / np.linalg.norm(c)), set(rows))
+
+
+def clock() -> float:
+    import time
+
+    return time.perf_counter()
+
+
+def dev_tables(
+    interests: Sequence[Interest],
+    draws: int,
+    entries: Sequence[Entry],
+    lexical: match.Index,
+    fused: match.Index | None,
+    semantic: Semantic | None,
+    note: str,
+) -> dict[str, Table]:
+    """Keyword and seed tables for one dev set: every baseline and ours on the same profiles."""
+    baselines = {
+        "arxiv-sanity pruning": Baselines(entries, SANITY_TFIDF),
+        "no pruning": Baselines(entries, SMALL_TFIDF),
+    }
+    kw: dict[str, list[float]] = {}
+    sd: dict[str, list[float]] = {}
+    kw_names: list[str] = []
+    sd_names: list[str] = []
+
+    def add(table: dict[str, list[float]], method: str, value: float) -> None:
+        table.setdefault(method, []).append(value)
+
+    for it in interests:
+        rel = set(it.relevant)
+        for phrases in it.keywords:
+            kw_names.append(it.name)
+            text = " ".join(phrases)
+            for label, b in baselines.items():
+                add(kw, f"TF-IDF cosine ({label})", p_at_r(b.centroid(text=text), rel))
+            if semantic is not None:
+                add(kw, "MiniLM alone, phrases as one sentence", p_at_r(semantic.joined(phrases), rel))
+                add(kw, "MiniLM alone, each phrase, max", p_at_r(semantic.each_max(phrases), rel))
+            add(kw, "newsletter lexical (BM25F + phrases)", p_at_r(ranked_ids(lexical, profile(keywords=phrases)), rel))
+            if fused is not None:
+                add(kw, "newsletter fused (shipped)", p_at_r(ranked_ids(fused, profile(keywords=phrases)), rel))
+        for picked in seed_draws(it, draws):
+            sd_names.append(it.name)
+            rest = rel - set(picked)
+            papers = [i.removeprefix("arxiv:") for i in picked]
+            for label, b in baselines.items():
+                add(sd, f"TF-IDF centroid ({label})", p_at_r(b.centroid(seed_ids=picked), rest))
+                add(sd, f"LinearSVC, seeds vs the rest ({label})", p_at_r(b.svm(seed_ids=picked), rest))
+            if semantic is not None:
+                add(sd, "MiniLM alone, seed centroid", p_at_r(semantic.centroid(picked), rest))
+            add(sd, "newsletter lexical (TF-IDF + Rocchio)", p_at_r(ranked_ids(lexical, profile(papers=papers)), rest))
+            if fused is not None:
+                add(sd, "newsletter fused (shipped)", p_at_r(ranked_ids(fused, profile(papers=papers)), rest))
+    return {
+        "keywords": Table(f"(a) keyword profiles, {len(kw_names)} profiles, P@min(20,R){note}", kw, kw_names),
+        "seeds": Table(
+            f"(b) seed-paper profiles, {SEED_COUNT} seeds, {len(sd_names)} profiles, P@min(20,R){note}", sd, sd_names
+        ),
+    }
+
+
+def best_baseline(table: Table) -> tuple[str, float]:
+    ours = [m for m in table.rows if m.startswith("newsletter")]
+    return max(((m, table.mean(m)) for m in table.rows if m not in ours), key=lambda x: x[1])
+
+
+# -- cross-validation of the fusion weights, across interests of the specific set -----------------------------
+
+KEYWORD_GRID = {
+    "SEMANTIC_KEYWORDS": (0.1, 0.2, 0.3, 0.4, 0.5),
+    "SEMANTIC_FEEDBACK": (0.0, 0.5, 1.0),
+    "SEMANTIC_JOINED": (0.0, 0.5),
+}
+SEED_GRID = {"SEMANTIC_SEEDS": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)}
+
+
+def _grid(grid: dict[str, tuple[float, ...]]) -> list[dict[str, float]]:
+    out: list[dict[str, float]] = [{}]
+    for name, values in grid.items():
+        out = [{**c, name: v} for c in out for v in values]
+    return out
+
+
+def _with(config: dict[str, float], fn: Callable[[], float]) -> float:
+    saved = {k: getattr(match, k) for k in config}
+    try:
+        for k, v in config.items():
+            setattr(match, k, v)
+        return fn()
+    finally:
+        for k, v in saved.items():
+            setattr(match, k, v)
+
+
+def cross_validate(
+    interests: Sequence[Interest], fused: match.Index, draws: int, repeats: int = 5, folds: int = 4
+) -> dict[str, Any]:
+    """Leave-some-interests-out: pick the weights that do best on the other interests, score the held-out ones.
+
+    Every profile's P@min(20,R) is computed once per configuration; then, for
+    *repeats* random splits of the interests into *folds* groups, each group
+    is scored with the configuration best on the others (ties to the
+    earlier, smaller weight).  The held-out means are what to expect on
+    interests the weights were not chosen on.
+    """
+    out: dict[str, Any] = {}
+    for kind, grid in (("keywords", KEYWORD_GRID), ("seeds", SEED_GRID)):
+        configs = _grid(grid)
+        # per interest: per config, the list of profile scores
+        scores: dict[str, list[list[float]]] = {}
+        for it in interests:
+            profiles = (
+                [profile(keywords=ph) for ph in it.keywords]
+                if kind == "keywords"
+                else [profile(papers=[i.removeprefix("arxiv:") for i in s]) for s in seed_draws(it, draws)]
+            )
+            if not profiles:
+                continue
+            rels = (
+                [set(it.relevant)] * len(profiles)
+                if kind == "keywords"
+                else [set(it.relevant) - set(s) for s in seed_draws(it, draws)]
+            )
+            scores[it.name] = [
+                [
+                    _with(c, lambda p=p, r=r: p_at_r(ranked_ids(fused, p), r))  # type: ignore[misc]
+                    for p, r in zip(profiles, rels, strict=True)
+                ]
+                for c in configs
+            ]
+        names = sorted(scores)
+        held: list[float] = []
+        chosen: Counter[str] = Counter()
+        for rep in range(repeats):
+            order = names[:]
+            random.Random(f"cv/{kind}/{rep}").shuffle(order)
+            for f in range(folds):
+                test = order[f::folds]
+                train = [n for n in order if n not in test]
+                means = [statistics.fmean(v for n in train for v in scores[n][c]) for c in range(len(configs))]
+                best = max(range(len(configs)), key=lambda c: (means[c], -c))
+                chosen[", ".join(f"{k} {v}" for k, v in configs[best].items())] += 1
+                held.extend(v for n in test for v in scores[n][best])
+        all_means = [statistics.fmean(v for n in names for v in scores[n][c]) for c in range(len(configs))]
+        top = max(range(len(configs)), key=lambda c: (all_means[c], -c))
+        out[kind] = {
+            "held_out_mean": statistics.fmean(held),
+            "held_out_se": statistics.stdev(held) / math.sqrt(len(held) / repeats),
+            "chosen": dict(chosen.most_common()),
+            "best_on_all": configs[top],
+            "best_on_all_mean": all_means[top],
+            "grid": {", ".join(f"{k} {v}" for k, v in c.items()): m for c, m in zip(configs, all_means, strict=True)},
+        }
+    return out
+
+
+def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> dict[str, Table]:
+    parser = argparse.ArgumentParser(description="P@min(20,R) on the specific and broad judged dev sets")
+    parser.add_argument("--draws", type=int, default=5, help="seed draws per interest, keyword draws per broad topic")
+    parser.add_argument("--no-semantic", action="store_true", help="lexical model and TF-IDF baselines only")
+    parser.add_argument("--cv", action="store_true", help="cross-validate the fusion weights across interests")
+    parser.add_argument("--listing-labels", action="store_true", help="also the old tables on the listing labels")
+    parser.add_argument("--experiments", action="store_true", help="also the lexical variants tried (slow)")
+    args = parser.parse_args(argv)
+    entries = load_entries()
+    lexical = match.Index(entries)
+    fused: match.Index | None = None
+    semantic: Semantic | None = None
+    if not args.no_semantic:
+        from newsletter.embed import load_embedder
+
+        embedder = load_embedder()
+        if embedder is None:
+            out("semantic model unavailable: lexical only")
+        else:
+            semantic = Semantic(lexical.entries, embedder)
+            fused = match.Index(lexical.entries, embeddings=semantic.docs, embedder=embedder)
+            out(f"embedded {len(entries)} papers in {semantic.seconds:.1f} s ({embedder.name}), once for this run")
+    tables: dict[str, Table] = {}
+    specific = load_specific()
+    for key, interests, note in (
+        ("specific", specific, ", specific interests (judged_specific.json)"),
+        ("broad", load_broad(args.draws), ", broad listing topics (judged_relevance.json)"),
+    ):
+        got = dev_tables(interests, args.draws, entries, lexical, fused, semantic, note)
+        for kind, table in got.items():
+            tables[f"{key} {kind}"] = table
+            out("")
+            out(table.render())
+            name, value = best_baseline(table)
+            for ours in ("newsletter lexical", "newsletter fused"):
+                m = next((m for m in table.rows if m.startswith(ours)), None)
+                if m:
+                    out(f"  {m}: {table.mean(m) - value:+.3f} vs the best baseline ({name}, {value:.3f})")
+    if args.cv and fused is not None:
+        cv = cross_validate(specific, fused, args.draws)
+        for kind, r in cv.items():
+            out("")
+            out(f"cross-validation ({kind}, specific set, 5 x 4-fold over interests):")
+            out(f"  held-out P@min(20,R) {r['held_out_mean']:.3f} +- {r['held_out_se']:.3f}")
+            out(f"  chosen per fold: {r['chosen']}")
+            out(f"  best on all interests (in-sample): {r['best_on_all']} {r['best_on_all_mean']:.3f}")
+            for cfg, m in r["grid"].items():
+                out(f"    {cfg:<45} {m:.3f}")
+    if args.listing_labels:
+        for key, t in evaluate(args.draws).items():
+            tables[f"labels {key}"] = t
+            out("")
+            out(t.render())
     if args.experiments:
         for table in _experiments(args.draws):
             out("")

@@ -158,6 +158,8 @@ class ReasonKind(enum.StrEnum):
     AUTHOR = "author"
     CATEGORY = "category"
     PAPER = "paper"
+    SIMILAR = "similar"
+    """Close in meaning (sentence embeddings) to one of the reader's phrases or seed papers."""
     POPULAR = "popular"
 
 

@@ -11,26 +11,30 @@ import pytest
 
 
 @pytest.mark.slow
-def test_eval_ranking_tiny_run_prints_both_tables() -> None:
+def test_eval_ranking_tiny_run_prints_both_dev_sets() -> None:
     pytest.importorskip("sklearn", reason="the evaluation needs the bench extra (scikit-learn)")
     lines: list[str] = []
-    tables = eval_ranking.main(["--draws", "1"], out=lines.append)
+    tables = eval_ranking.main(["--draws", "1", "--no-semantic"], out=lines.append)
     text = "\n".join(lines)
-    assert "(a) keyword profiles" in text and "(b) seed-paper profiles" in text
-    assert "LinearSVC" in text and "TF-IDF" in text
-    # The same tables against the blind judgments, and the learnable reference for both relevance sources.
-    assert set(tables) == {"keywords", "seeds", "judged keywords", "judged seeds"}
-    assert "(a) keyword profiles, 2-3 phrases, 3 profiles over 3 listings, judged" in text
-    reference = [line for line in text.splitlines() if line.strip().startswith(("listing labels ", "judgments "))]
-    assert len(reference) == 2 and all("llm-training" in line for line in reference)
+    assert set(tables) == {"specific keywords", "specific seeds", "broad keywords", "broad seeds"}
+    assert "specific interests (judged_specific.json)" in text and "broad listing topics" in text
+    assert "LinearSVC, seeds vs the rest" in text and "TF-IDF cosine" in text and "vs the best baseline" in text
+    assert len(tables["specific keywords"].rows["newsletter lexical (BM25F + phrases)"]) == 13  # one per interest
+    assert len(tables["specific seeds"].listings) == 11  # interests with at least 8 judged papers, one draw each
     for table in tables.values():
         for method, values in table.rows.items():
-            assert len(values) == 3, method  # one draw per listing
-            assert all(0.0 <= v <= 1.0 for v in values)
-    # Better than chance (about a third of the papers are on each listing).
-    assert tables["keywords"].mean("newsletter (BM25F + phrases)") > 0.4
-    assert tables["seeds"].mean("newsletter (seed papers)") > 0.34
-    assert tables["judged keywords"].mean("newsletter (BM25F + phrases)") > 0.4
+            assert all(0.0 <= v <= 1.0 for v in values), method
+    assert tables["specific keywords"].mean("newsletter lexical (BM25F + phrases)") > 0.5
+    assert tables["broad seeds"].mean("newsletter lexical (TF-IDF + Rocchio)") > 0.4
+
+
+def test_specific_judgments_cover_fixture_papers_and_name_the_typed_phrases() -> None:
+    ids = {e.id for e in eval_ranking.load_entries()}
+    interests = eval_ranking.load_specific()
+    assert len(interests) == 13
+    for it in interests:
+        assert it.relevant <= ids and it.relevant
+        assert 2 <= len(it.keywords[0]) <= 3
 
 
 def test_judged_relevance_covers_every_fixture_paper_and_listing() -> None:
@@ -45,19 +49,23 @@ def test_judged_relevance_covers_every_fixture_paper_and_listing() -> None:
 def test_eval_ranking_experiments_and_per_listing_columns() -> None:
     pytest.importorskip("sklearn", reason="the evaluation needs the bench extra (scikit-learn)")
     lines: list[str] = []
-    eval_ranking.main(["--draws", "1", "--experiments"], out=lines.append)
+    eval_ranking.main(["--draws", "1", "--no-semantic", "--experiments"], out=lines.append)
     text = "\n".join(lines)
     assert "experiments (b) seed-paper profiles" in text and "sensitivity:" in text
     assert "RRF(newsletter, that LinearSVC)" in text and "WORD_IN_PHRASE = 0.5 (shipped 0.3)" in text
-    header = next(line for line in text.splitlines() if line.startswith("method"))
-    assert "llm-training" in header and "+-se" in header
+    headers = [line for line in text.splitlines() if line.startswith("method")]
+    assert "S13" in headers[0] and "+-se" in headers[0]  # the specific set: one column per interest
+    assert "llm-training" in headers[-1]  # the experiments: per listing
 
 
 @pytest.mark.slow
 def test_bench_rank_tiny_run() -> None:
     lines: list[str] = []
-    result = bench_rank.main(["--profiles", "40", "--entries", "400", "--naive-sample", "5"], out=lines.append)
-    assert result.profiles == 40 and result.entries == 400
+    result = bench_rank.main(["--profiles", "40", "--entries", "60", "--naive-sample", "5"], out=lines.append)
+    assert result.profiles == 40 and result.entries == 60
     assert 0 < result.matches <= 40 * 15
+    # The fused path ran on the same profiles, with its own timings and reasons.
+    assert result.fused_rank_s is not None and result.fused_rank_s > 0 and 0 < result.fused_matches <= 40 * 15
+    assert any("x lexical (budget 1.3 x)" in line for line in lines)
     assert result.build_s > 0 and result.rank_s > 0 and result.naive_extrapolated_s > 0
     assert any("naive" in line for line in lines)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 from click.testing import CliRunner
 from conftest import SAMPLES, Clock
 
-from newsletter import match, pipeline, sources
+from newsletter import embed, match, pipeline, sources
 from newsletter.cli import cli
 from newsletter.config import Settings
 from newsletter.ledger import Ledger
@@ -380,3 +383,120 @@ def test_preview_command_unknown_reader_is_one_line(settings: Settings) -> None:
             assert "ada" in str(e) and "without .toml" in str(e)
         else:
             raise AssertionError("expected an error for an unknown reader")
+
+
+# -- fusion with the shipped sentence model (real ONNX model, small corpora) -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def embedder() -> embed.TextEmbedder:
+    model = embed.load_embedder()
+    assert model is not None, "the shipped model must load"
+    return model
+
+
+class CountingEmbedder:
+    """The real model, counting the texts it is asked to embed (to check the phrase cache)."""
+
+    def __init__(self, inner: embed.TextEmbedder) -> None:
+        self.inner = inner
+        self.texts: list[str] = []
+        self.name = inner.name + "/counted"
+        self.dim = inner.dim
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.texts.extend(texts)
+        return self.inner.embed(texts)
+
+
+SATELLITE = entry(
+    7,
+    "Crop type mapping from Sentinel-2 tiles",
+    "Farmland parcels are classified from multispectral images taken from orbit. "
+    "We label wheat, maize and rice fields across three countries with a temporal transformer.",
+)
+
+
+def semantic_index(es: list[Entry], model: embed.TextEmbedder) -> match.Index:
+    vectors = model.embed([embed.paper_text(e.title, e.summary) for e in es])
+    return match.Index(es, embeddings=vectors, embedder=model)
+
+
+def test_fusion_finds_a_paraphrase_and_says_why(embedder: embed.TextEmbedder) -> None:
+    es = corpus(SATELLITE, entry(8, "Image segmentation for medicine", "Masks of organs in CT scans."))
+    reader = profile(("remote sensing", "satellite imagery"))
+    assert SATELLITE.id not in ids(match.Index(es).rank(reader, NOW))  # no word of either phrase appears
+    got = semantic_index(es, embedder).rank(reader, NOW)
+    assert ids(got)[0] == SATELLITE.id
+    reason = got[0].reasons[0]
+    assert reason.kind is ReasonKind.SIMILAR and reason.term in ("remote sensing", "satellite imagery")
+    assert reason.text.startswith(f'close in meaning to "{reason.term}": "')
+    quoted = reason.text.split(': "', 1)[1].rstrip('"').rstrip("…")
+    assert quoted in SATELLITE.summary  # a sentence of the abstract, to check against
+    # A topic absent today gets nothing on meaning alone (skip_empty still means something).
+    assert semantic_index(es, embedder).rank(profile(("medieval poetry",)), NOW) == []
+
+
+def test_exclusions_still_veto_semantic_matches(embedder: embed.TextEmbedder) -> None:
+    es = corpus(SATELLITE)
+    got = semantic_index(es, embedder).rank(profile(("remote sensing",), exclude=("crop type",)), NOW)
+    assert SATELLITE.id not in ids(got)
+
+
+def test_seed_outside_the_day_is_embedded_and_named(embedder: embed.TextEmbedder) -> None:
+    seed = entry(
+        "arxiv:2301.00009",
+        "Land cover segmentation of aerial photographs",
+        "Buildings, roads and forests are segmented in high-resolution aerial and satellite photographs.",
+    )
+    es = corpus(SATELLITE, entry(8, "Speech synthesis", "A vocoder for many voices."))
+    got = semantic_index(es, embedder).rank(profile(papers=("2301.00009",)), NOW, seeds={seed.id: seed})
+    assert ids(got)[0] == SATELLITE.id
+    similar = [r for r in got[0].reasons if r.kind is ReasonKind.SIMILAR]
+    assert similar and similar[0].term == "2301.00009"
+    assert similar[0].text.startswith('close in meaning to your paper 2301.00009: "')
+
+
+def test_without_embeddings_the_ranking_is_the_lexical_one(embedder: embed.TextEmbedder) -> None:
+    es = corpus(
+        entry(1, "Mixture of experts routing", "A mixture of experts layer routes tokens.", authors=("Tri Dao",)),
+        entry(2, "Expert routing", "Experts and routers.", categories=("cs.LG",)),
+    )
+    readers = [
+        replace(profile(("mixture of experts",)), id="kw"),
+        replace(profile(authors=("T. Dao",)), id="author"),
+        replace(profile(categories=("cs.LG",)), id="category"),
+    ]
+    plain = match.Index(es).rank_many(readers, NOW)
+    assert all(plain.values())
+    # An embedder without stored embeddings changes nothing.
+    assert match.Index(es, embedder=embedder).rank_many(readers, NOW) == plain
+    # With embeddings, readers with neither phrases nor seed papers keep their lexical ranking and scores.
+    fused = semantic_index(es, embedder).rank_many(readers, NOW)
+    assert fused["author"] == plain["author"] and fused["category"] == plain["category"]
+    assert fused["kw"] != plain["kw"]  # the keyword reader's scores are fused (0..1)
+
+
+def test_entries_without_an_embedding_are_ranked_on_their_words(embedder: embed.TextEmbedder) -> None:
+    plain = entry(9, "Remote sensing of glaciers", "Ice extent measured over decades.")
+    es = corpus(SATELLITE, plain)
+    rows = embedder.embed([embed.paper_text(e.title, e.summary) for e in es])
+    vectors = {e.id: v for e, v in zip(es, rows, strict=True)}
+    del vectors[plain.id]
+    got = match.Index(es, embeddings=vectors, embedder=embedder).rank(profile(("remote sensing",)), NOW)
+    assert set(ids(got)[:2]) == {plain.id, SATELLITE.id}
+    assert next(m for m in got if m.entry.id == plain.id).reasons[0].kind is ReasonKind.KEYWORD
+
+
+def test_readers_sharing_phrases_embed_each_phrase_once(embedder: embed.TextEmbedder) -> None:
+    counted = CountingEmbedder(embedder)
+    es = corpus(SATELLITE)
+    vectors = embedder.embed([embed.paper_text(e.title, e.summary) for e in es])
+    index = match.Index(es, embeddings=vectors, embedder=counted)
+    readers = [replace(profile(("remote sensing", "crop yield")), id=f"r{i}") for i in range(30)]
+    index.rank_many(readers, NOW)
+    phrases = [t for t in counted.texts if t in ("remote sensing", "crop yield", "remote sensing, crop yield")]
+    expected = ["crop yield", "remote sensing"] + (["remote sensing, crop yield"] if match.SEMANTIC_JOINED else [])
+    assert sorted(phrases) == expected
+    match.Index(es, embeddings=vectors, embedder=counted).rank_many(readers, NOW)  # another run of the process
+    assert len([t for t in counted.texts if t == "remote sensing"]) == 1
