@@ -242,3 +242,39 @@ def load_embedder(model_dir: Path | str | None = None, **options: Any) -> TextEm
     except ModelError as e:
         log.warning("semantic ranking is off, using the lexical model only: %s", e)
         return None
+
+
+def text_key(text: str) -> str:
+    """A short fingerprint of an embedded text, for :class:`KnownVectors`."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
+
+
+class KnownVectors:
+    """Vectors computed ahead for known texts (the bundled sample papers), by the same model.
+
+    ``scripts/build_sample_embeddings.py`` writes ``samples/embeddings.npz``;
+    the demo and every test on the samples then skip the model for those 334
+    papers.  A file made by another model (another :attr:`TextEmbedder.name`)
+    is ignored, so vectors of two models are never mixed.
+    """
+
+    def __init__(self, path: Path, model: str) -> None:
+        self._vectors: dict[str, Matrix] = {}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if str(data["model"]) != model:
+                    return
+                keys, vectors = data["keys"], np.asarray(data["vectors"], dtype=np.float32)
+        except (OSError, KeyError, ValueError):
+            return
+        self._vectors = {str(k): v for k, v in zip(keys, vectors, strict=True)}
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def get(self, text: str) -> Matrix | None:
+        return self._vectors.get(text_key(text))
+
+
+def sample_vectors_path() -> Path:
+    return Path(str(resources.files("newsletter") / "samples" / "embeddings.npz"))

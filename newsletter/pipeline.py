@@ -8,12 +8,14 @@ the run goes on (as lemon24/reader's ``update_feeds_iter``).
 from __future__ import annotations
 
 import threading
+import time
 from collections import ChainMap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import httpx
 
@@ -39,6 +41,10 @@ from .schedule import (
     plan,
 )
 from .store import Store
+
+if TYPE_CHECKING:
+    from .embed import TextEmbedder
+
 from .types import (
     Delivery,
     DeliveryResult,
@@ -64,6 +70,10 @@ log = logs.get("deliver")
 LEDGER_RETENTION_FACTOR = 4
 """Delivered ids and feed items are kept this many entry-retention windows."""
 
+_UNLOADED = object()
+_EMBED_CHUNK = 256
+"""Papers embedded per call (the embedder batches inside; this bounds the texts held at once)."""
+
 _RANK_BLOCK = 512
 """Readers ranked together before their sends start: bounds the digests held in memory."""
 
@@ -85,6 +95,7 @@ class App:
     tokens: Tokens
     clock: Clock = utcnow
     recovered: list[Delivery] = field(default_factory=list)
+    _embedder: object = field(default_factory=lambda: _UNLOADED, repr=False)
 
     def close(self) -> None:
         self.sender.close()
@@ -137,7 +148,62 @@ class App:
         # it left the store must still not be offered twice.
         self.ledger.prune(now - timedelta(days=LEDGER_RETENTION_FACTOR * self.settings.fetch.retention_days))
         logs.log_sources(results)
+        self.embed_new()
         return results
+
+    # -- meaning: the sentence-embedding model ---------------------------------------
+
+    @property
+    def embedder(self) -> TextEmbedder | None:
+        """The shipped semantic model, loaded on first use; None when ``ranking.semantic`` is off or it cannot load."""
+        if not self.settings.ranking.semantic:
+            return None
+        if self._embedder is _UNLOADED:
+            from .embed import load_embedder
+
+            self._embedder = load_embedder()  # a missing or damaged model: a warning, and words only
+        return cast("TextEmbedder | None", self._embedder)
+
+    def embed_new(self) -> int:
+        """Embed the stored papers that have no vector yet (newest first), once each; returns how many."""
+        embedder = self.embedder
+        if embedder is None or self.store.read_only:
+            return 0
+        import numpy as np
+
+        from .embed import KnownVectors, paper_text, sample_vectors_path
+
+        ids = self.store.ids_without_embedding(self.settings.ranking.embed_batch)
+        if not ids:
+            return 0
+        start = time.perf_counter()
+        entries = self.store.get_entries(ids)
+        texts = {e: paper_text(entries[e].title, entries[e].summary) for e in ids if e in entries}
+        known = KnownVectors(sample_vectors_path(), embedder.name)  # the bundled samples: computed ahead
+        ready = {e: v for e, t in texts.items() if (v := known.get(t)) is not None}
+        if ready:
+            self.store.put_embeddings(list(ready), np.stack(list(ready.values())))
+        todo = [e for e in texts if e not in ready]
+        done = len(ready)
+        for i in range(0, len(todo), _EMBED_CHUNK):
+            chunk = todo[i : i + _EMBED_CHUNK]
+            done += self.store.put_embeddings(chunk, embedder.embed([texts[e] for e in chunk]))
+        log.info(
+            "embedded %d papers in %.1f s", done, time.perf_counter() - start, extra={"event": "embed", "papers": done}
+        )
+        return done
+
+    def index(self, entries: Sequence[Entry], readers: Sequence[Profile] = ()) -> ranking.Index:
+        """The ranking index of *entries*, with their stored vectors and the readers' seed papers' vectors."""
+        embedder = self.embedder
+        if embedder is None:
+            return ranking.Index(entries)
+        wanted = [e.id for e in entries]
+        wanted += [f"arxiv:{p}" for r in readers for p in r.interests.papers]
+        wanted += [i for r in readers for i in (*r.feedback.liked, *r.feedback.disliked)]
+        ids, matrix = self.store.embeddings(wanted)
+        vectors = {i: matrix[k] for k, i in enumerate(ids)}
+        return ranking.Index(entries, embeddings=vectors, embedder=embedder)
 
     # -- profiles ------------------------------------------------------------------
 
@@ -311,7 +377,7 @@ class App:
         """
         now = self.clock()
         since = now - timedelta(days=days)
-        index = ranking.Index(self.store.entries_since(since))
+        index = self.index(self.store.entries_since(since), [profile])
         return self.digest(profile, forced_period(profile, now), index, now, since=since, fresh_only=fresh_only)
 
     def plan(self, readers: Sequence[Profile], *, force: bool = False) -> list[Due | DeliveryResult]:
@@ -363,7 +429,7 @@ class App:
         # Each reader gets what is new since their last digest; only entries
         # newer than the earliest of those cut-offs need indexing.
         since = {d.profile.id: digest_since(d.profile, self.ledger.last_sent_at(d.profile.id), now) for _, d in due}
-        index = ranking.Index(self.store.entries_since(min(since.values(), default=now)))
+        index = self.index(self.store.entries_since(min(since.values(), default=now)), [d.profile for _, d in due])
         guard = _SendGuard(stop, self.settings.delivery.auth_failure_limit)
         workers = self.settings.delivery.concurrency
         slots = threading.BoundedSemaphore(workers * 2)
@@ -598,7 +664,7 @@ class App:
             raise NewsletterError(f"the digest of {reader_id} for {period} is {e}: {hint}") from None
         target = period_of_key(profile, period)
         since = digest_since(profile, self.ledger.last_sent_at(profile.id), now)
-        index = ranking.Index(self.store.entries_since(since))
+        index = self.index(self.store.entries_since(since), [profile])
         digest = self._digests([(profile, target, since)], index, now)[0]
         return _logged(self._deliver_one(digest, now))
 
