@@ -246,6 +246,14 @@ def test_email_has_header_items_footer_and_preheader(renderer: Renderer) -> None
     assert re.search(scheme, email.html)
 
 
+def test_view_in_browser_link_when_the_digest_has_a_page(renderer: Renderer) -> None:
+    view = "https://news.example.org/d/tok-view"
+    email = renderer.email(sample_digest(2), replace(LINKS, view_url=view))
+    assert f'<a href="{view}">View in browser</a>' in email.html
+    assert email.text.splitlines()[2] == f"View in browser: {view}"
+    assert "View in browser" not in renderer.email(sample_digest(2), LINKS).html
+
+
 def test_footer_without_pause_or_profile_url_says_what_to_edit(renderer: Renderer) -> None:
     email = renderer.email(sample_digest(1), replace(LINKS, pause_url="", profile_url=""))
     assert "set paused = true in ada.toml" in email.html
