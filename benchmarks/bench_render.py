@@ -98,7 +98,8 @@ def digests(n_readers: int, items: int, seed: int = 1) -> list[tuple[Digest, Rea
         matches = []
         for e in rng.sample(pool, items):
             term = rng.choice(topics)
-            reasons = [Reason(ReasonKind.KEYWORD, f'"{term}" in {rng.choice(("title", "abstract"))}', term)]
+            where = rng.choice(("title", "abstract"))
+            reasons = [Reason(ReasonKind.KEYWORD, f'"{term}" in {where}', term, where)]
             if rng.random() < 0.3:
                 reasons.append(Reason(ReasonKind.CATEGORY, "in cs.LG", "cs.LG"))
             matches.append(Match(e, 1.0, tuple(reasons)))

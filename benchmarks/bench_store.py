@@ -34,7 +34,7 @@ from tinydb import TinyDB
 
 from newsletter.ledger import FeedItem, Ledger
 from newsletter.store import Store
-from newsletter.types import Entry
+from newsletter.types import Entry, Reason, ReasonKind
 
 NOW = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
 LINEAR_TARGET = 2.0
@@ -51,7 +51,8 @@ def ours(folder: Path, n: int) -> dict[str, float]:
     """Seconds for each kind of write at size *n*, in a fresh data folder."""
     entries = workload.make_entries(n, NOW)
     profiles = workload.make_profiles(n, workload.make_items(200))
-    feed = [FeedItem(e.id, 1.0, (("keyword", "quantization"),)) for e in entries[:10]]
+    why = (Reason(ReasonKind.KEYWORD, '"quantization" in title', "quantization", "title"),)
+    feed = [FeedItem(e.id, 1.0, why, rank=rank) for rank, e in enumerate(entries[:10], 1)]
     out: dict[str, float] = {}
     store = Store(folder)
     try:

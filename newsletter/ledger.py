@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreCorruptError, StoreError
-from .types import Delivery, DeliveryStatus
+from .types import Delivery, DeliveryStatus, Match, Reason, ReasonKind
 
 LEDGER_FILE = "ledger.sqlite3"
 
@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS feed_items (
     score     REAL NOT NULL,
     reasons   TEXT NOT NULL,
     at        TEXT NOT NULL,
+    rank      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (reader, entry_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS unsubscribes (
@@ -86,10 +87,29 @@ class FeedItem:
 
     entry_id: str
     score: float
-    reasons: tuple[tuple[str, str], ...]
-    """``(kind, text)`` pairs, as :class:`~newsletter.types.Reason` has them."""
+    reasons: tuple[Reason, ...]
     at: datetime | None = None
     """When it was sent (set when read back from the ledger)."""
+    rank: int = 0
+    """Its place in the digest (1 = top): the feed shows a digest in the order it was picked."""
+
+    @classmethod
+    def of(cls, match: Match, rank: int) -> FeedItem:
+        return cls(match.entry.id, match.score, match.reasons, rank=rank)
+
+
+def _reasons_json(reasons: Sequence[Reason]) -> str:
+    """Every field of each reason, so the feed groups them as the email did."""
+    return json.dumps([[r.kind.value, r.text, r.term, r.where, list(r.words), r.detail] for r in reasons])
+
+
+def _reasons_from_json(text: str) -> tuple[Reason, ...]:
+    """Reasons back from :func:`_reasons_json`; rows written before 0.3 hold ``[kind, text]`` only."""
+    out = []
+    for row in json.loads(text):
+        kind, said, term, where, words, detail = [*row, None, None, [], ""][:6]
+        out.append(Reason(ReasonKind(kind), said, term, where, tuple(words), detail))
+    return tuple(out)
 
 
 # Rows in these states hold their entries: they count as delivered for no-repeat.
@@ -121,6 +141,9 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            if "rank" not in {row[1] for row in self._db.execute("PRAGMA table_info(feed_items)")}:
+                # Before 0.3 the feed kept no rank: old items get 0 and keep their score order.
+                self._db.execute("ALTER TABLE feed_items ADD COLUMN rank INTEGER NOT NULL DEFAULT 0")
             if not read_only:  # before 0.2 a forced send settled the scheduled period with a "skipped" row
                 self._db.execute(
                     "UPDATE deliveries SET status = ? WHERE status = ? AND error LIKE 'covered by %'",
@@ -393,12 +416,13 @@ class Ledger:
             )
             if items:
                 db.executemany(
-                    "INSERT OR REPLACE INTO feed_items (reader, entry_id, score, reasons, at) VALUES (?, ?, ?, ?, ?)",
-                    [(reader, i.entry_id, i.score, json.dumps(i.reasons), now.isoformat()) for i in items],
+                    "INSERT OR REPLACE INTO feed_items (reader, entry_id, score, reasons, at, rank) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(reader, i.entry_id, i.score, _reasons_json(i.reasons), now.isoformat(), i.rank) for i in items],
                 )
                 db.execute(
                     "DELETE FROM feed_items WHERE reader = ? AND entry_id NOT IN (SELECT entry_id FROM feed_items "
-                    "WHERE reader = ? ORDER BY at DESC, score DESC LIMIT ?)",
+                    "WHERE reader = ? ORDER BY at DESC, rank, score DESC LIMIT ?)",
                     (reader, reader, keep),
                 )
 
@@ -514,14 +538,13 @@ class Ledger:
         return _row(r) if r else None
 
     def feed_items(self, reader: str, limit: int) -> list[FeedItem]:
-        """The reader's most recently sent matches, newest first (their feed)."""
+        """The reader's most recently sent matches (their feed): newest digest first, each in pick order."""
         rows = self._query(
-            "SELECT entry_id, score, reasons, at FROM feed_items WHERE reader = ? ORDER BY at DESC, score DESC LIMIT ?",
+            "SELECT entry_id, score, reasons, at, rank FROM feed_items WHERE reader = ? "
+            "ORDER BY at DESC, rank, score DESC LIMIT ?",
             (reader, limit),
         )
-        return [
-            FeedItem(e, s, tuple((k, t) for k, t in json.loads(r)), datetime.fromisoformat(at)) for e, s, r, at in rows
-        ]
+        return [FeedItem(e, s, _reasons_from_json(r), datetime.fromisoformat(at), rank) for e, s, r, at, rank in rows]
 
     def prune(self, before: datetime) -> int:
         """Forget delivered ids and feed items recorded before *before*.

@@ -28,6 +28,7 @@ smaller id.  Nothing here touches the store, the clock or the network:
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import unicodedata
@@ -610,8 +611,8 @@ class Index:
                 typed,
                 tuple(variants),
                 any_ids,
-                Reason(ReasonKind.KEYWORD, f'"{text}" in title', text),
-                Reason(ReasonKind.KEYWORD, f'"{text}" in abstract', text),
+                Reason(ReasonKind.KEYWORD, f'"{text}" in title', text, "title"),
+                Reason(ReasonKind.KEYWORD, f'"{text}" in abstract', text, "abstract"),
             )
         return found
 
@@ -1139,13 +1140,14 @@ class Index:
         for field, where in ((in_title, "title"), (in_body, "abstract")):
             for ids, note in kw.variants:
                 if set(ids) <= field:
-                    return Reason(ReasonKind.KEYWORD, f'"{text}" in {where} ({note})', text), True
+                    return Reason(ReasonKind.KEYWORD, f'"{text}" in {where} ({note})', text, where, detail=note), True
         found = [w for w, t in kw.typed if t in anywhere]
         if not found:
             return None, False
         where = "title" if any(t in in_title for w, t in kw.typed if w in found) else "abstract"
-        said = f'part of "{text}" ({", ".join(dict.fromkeys(found))}) in {where}'
-        return Reason(ReasonKind.KEYWORD, said, text), False
+        words = tuple(dict.fromkeys(found))
+        said = f'part of "{text}" ({", ".join(words)}) in {where}'
+        return Reason(ReasonKind.KEYWORD, said, text, where, words), False
 
     def _phrase_target(self, text: str, vector: Vector) -> sparse.csr_matrix:
         """A phrase in words for picking a sentence: its own terms plus the TF-IDF centroid of the
@@ -1227,17 +1229,19 @@ class Index:
                 )
                 if hit:
                     note = "" if hit == name else f" (you follow {name})"
-                    out.append(Reason(ReasonKind.AUTHOR, f"by {hit}{note}", name))
+                    out.append(Reason(ReasonKind.AUTHOR, f"by {hit}{note}", name, detail=hit))
         if similar and (close := self._similar_reason(row, query)) is not None:
             out.append(close)
         if seed_cosines:
             best, pid, title = max((c, pid, title) for c, (pid, title) in zip(seed_cosines, query.seeds, strict=True))
-            out.append(Reason(ReasonKind.PAPER, f'like your paper {pid} "{title}" (similarity {best:.2f})', pid))
+            like = f'like your paper {pid} "{title}" (similarity {best:.2f})'
+            out.append(Reason(ReasonKind.PAPER, like, pid, detail=title))
         cats = [c for c in entry.categories if c.lower() in query.category_names] if query.category_names else []
         if cats:
             out.append(Reason(ReasonKind.CATEGORY, f"in {', '.join(cats)}", cats[0]))
         if (entry.upvotes or 0) >= POPULAR_UPVOTES:
-            out.append(Reason(ReasonKind.POPULAR, f"popular on Hugging Face ({entry.upvotes} upvotes)"))
+            popular = f"popular on Hugging Face ({entry.upvotes} upvotes)"
+            out.append(Reason(ReasonKind.POPULAR, popular, detail=str(entry.upvotes)))
         return tuple(out)
 
 
@@ -1291,3 +1295,23 @@ def rank(
 ) -> list[Match]:
     """Rank *entries* for one *profile*; build an :class:`Index` once for many profiles."""
     return Index(entries).rank(profile, now, exclude_ids=exclude_ids, since=since, seeds=seeds)
+
+
+def trending(
+    entries: Iterable[Entry], picked: Set[str], n: int, *, exclude_ids: Set[str] = frozenset()
+) -> tuple[Match, ...]:
+    """The *n* most upvoted of the day's *entries* that were not *picked*, for ``trending = N``.
+
+    What the Hugging Face community reads today, shown apart from the
+    reader's picks (``Digest.trending``); *exclude_ids* are papers the reader
+    was already sent.  Ties go to the smaller id, as in ranking.
+    """
+    if n <= 0:
+        return ()
+    pool = (e for e in entries if (e.upvotes or 0) > 0 and e.id not in picked and e.id not in exclude_ids)
+    top = heapq.nsmallest(n, pool, key=lambda e: (-(e.upvotes or 0), e.id))
+    said = "trending on Hugging Face ({} upvotes)"
+    return tuple(
+        Match(e, float(e.upvotes or 0), (Reason(ReasonKind.POPULAR, said.format(e.upvotes), detail=str(e.upvotes)),))
+        for e in top
+    )

@@ -54,8 +54,6 @@ from .types import (
     Match,
     Profile,
     Rating,
-    Reason,
-    ReasonKind,
     RunReport,
     SourceResult,
     SourceState,
@@ -262,7 +260,7 @@ class App:
             Match(
                 entries[i],
                 reasons[i].score if i in reasons else 0.0,
-                tuple(Reason(ReasonKind(k), t) for k, t in reasons[i].reasons) if i in reasons else (),
+                reasons[i].reasons if i in reasons else (),
             )
             for i in row.entry_ids
             if i in entries
@@ -540,9 +538,7 @@ class App:
             self.ledger.mark_failed(profile.id, period, str(e), self.clock(), retry=e.retry_later)
             guard.record(auth_failed=isinstance(e, DeliveryAuthError))
             return DeliveryResult(profile.id, DeliveryStatus.FAILED, period, detail=str(e))
-        items = [
-            FeedItem(m.entry.id, m.score, tuple((r.kind.value, r.text) for r in m.reasons)) for m in digest.matches
-        ]
+        items = [FeedItem.of(m, rank) for rank, m in enumerate(digest.matches, 1)]
         self.ledger.mark_sent(
             profile.id,
             period,
@@ -576,6 +572,8 @@ class App:
         for profile in readers:
             items = self.ledger.feed_items(profile.id, self.settings.feed.items)
             matches = self.feed_matches(profile.id, items)
+            known = {m.entry.id for m in matches}
+            picked_at = [i.at for i in items if i.entry_id in known]
             reader_notes = notes
             last = self.ledger.latest(profile.id)
             if last is not None and last.status is DeliveryStatus.SKIPPED:
@@ -585,7 +583,7 @@ class App:
             links = self.links(profile.id)
             for kind, suffix, url in (("rss", ".xml", links.feed_url), ("atom", ".atom", links.atom_url)):
                 body = self.renderer.feed(
-                    profile, matches, kind=kind, self_url=url, updated=updated, notes=reader_notes
+                    profile, matches, kind=kind, self_url=url, updated=updated, notes=reader_notes, picked_at=picked_at
                 ).encode("utf-8")
                 path = folder / f"{profile.id}{suffix}"
                 if _read_bytes(path) != body:
@@ -598,11 +596,7 @@ class App:
         if items is None:
             items = self.ledger.feed_items(reader, self.settings.feed.items)
         entries = self.store.get_entries(i.entry_id for i in items)
-        return [
-            Match(entries[i.entry_id], i.score, tuple(Reason(ReasonKind(k), t) for k, t in i.reasons))
-            for i in items
-            if i.entry_id in entries
-        ]
+        return [Match(entries[i.entry_id], i.score, i.reasons) for i in items if i.entry_id in entries]
 
     # -- everything --------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import tomlkit
 import tomlkit.exceptions
@@ -66,6 +66,8 @@ EXAMPLES = {
     "skip_empty": "skip_empty = true",
     "paused": "paused = false",
     "paused_until": "paused_until = 2026-12-08",
+    "trending": "trending = 5",
+    "layout": 'layout = "compact"',
     "interests": '[interests] with keywords = ["mixture of experts"] below it',
     "keywords": 'keywords = ["mixture of experts", { text = "FP8 training", weight = 2 }]',
     "exclude": 'exclude = ["medical imaging"]',
@@ -179,6 +181,12 @@ class ProfileFile(_Strict):
     paused: bool = Field(default=False, description="Set by one-click unsubscribe; set false to resume.")
     paused_until: date | None = Field(
         default=None, description='No digest before this date, e.g. 2026-12-08 (set by "pause for a week").'
+    )
+    trending: int = Field(
+        default=0, ge=0, le=20, description="Also show this many of the day's most upvoted Hugging Face papers."
+    )
+    layout: Literal["full", "compact"] = Field(
+        default="full", description='"compact": titles and reasons with short abstracts, for long digests.'
     )
     interests: InterestsFile
     feedback: FeedbackFile = Field(default_factory=FeedbackFile)
@@ -313,6 +321,8 @@ def _to_profile(m: ProfileFile, reader: str, path: Path) -> Profile:
         skip_empty=m.skip_empty,
         paused=m.paused,
         paused_until=m.paused_until,
+        trending=m.trending,
+        layout=m.layout,
         path=path,
         feedback=Feedback(
             liked=tuple(dict.fromkeys(_entry_id(i) for i in m.feedback.liked)),

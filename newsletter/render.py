@@ -28,7 +28,7 @@ import textwrap
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime
 from importlib import resources
 from pathlib import Path
@@ -54,6 +54,10 @@ _ESCAPED = re.compile("&(?:amp|lt|gt|#34|#39);")
 _UNESCAPED = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&#34;": '"', "&#39;": "'"}
 ABSTRACT_CHARS = 250
 """About three lines at 600 px: enough to judge, short enough to keep 25 items under 80 KB."""
+COMPACT_CHARS = 110
+"""``layout = "compact"``: one line at 600 px, two on a phone."""
+SEED_TITLE_CHARS = 60
+"""A seed paper's title in a reason ("like ..."): enough to recognise it."""
 TEXT_WIDTH = 72
 _CACHE_LIMIT = 5_000
 """Papers (and reason lines) kept escaped between emails: a day's run touches a few hundred to 2,000."""
@@ -278,7 +282,119 @@ def _paper(e: Entry) -> _Paper:
     urls = [("PDF", e.pdf_url), ("Code", e.code_url), ("Project page", e.project_url)]
     shown = [(label, safe_url(url)) for label, url in urls if safe_url(url) != "#"]
     fields["links"] = tuple(_Link(Markup(label), escape(url), first=i == 0) for i, (label, url) in enumerate(shown))
+    short = xml_text(cut(" ".join(e.summary.split()), COMPACT_CHARS))
+    fields["abstract_short"], fields["abstract_short_text"] = escape(short), escape(_wrap(short))
+    buttons = _email_links(e)
+    fields["buttons"] = tuple(_Link(Markup(label), escape(url), first=i == 0) for i, (label, url) in enumerate(buttons))
+    # Built once per paper, not looped over per email (a Jinja loop per email cost a third of its time): the
+    # HTML buttons (class "b" in digest.mjml's style), the text part's aligned link lines, the byline.
+    fields["buttons_html"] = Markup("".join(f'<a class="b" href="{escape(url)}">{label}</a>' for label, url in buttons))
+    lines = [f"    {label + ':':<13} {url}\n" for label, url in buttons]
+    fields["links_text"], fields["links_text_short"] = escape("".join(lines)), escape("".join(lines[:2]))
+    meta = text["authors"] + (f" · {text['categories']}" if text["categories"] else "")
+    fields["meta"] = escape(meta)
+    fields["upvotes"] = e.upvotes or 0
+    fields["hf_url"] = escape(safe_url(hugging_face_url(e) or e.link))
     return _Paper(entry=e, fields=fields, preheader=xml_text(cut(e.title, 60)))
+
+
+def hugging_face_url(e: Entry) -> str | None:
+    """The paper's Hugging Face page, for entries Hugging Face listed (they carry upvotes)."""
+    if e.arxiv_id and e.upvotes is not None:
+        return f"https://huggingface.co/papers/{quote(e.arxiv_id, safe='./')}"
+    return None
+
+
+def _email_links(e: Entry) -> list[tuple[str, str]]:
+    """The email's link buttons: abstract, PDF, Hugging Face page, code, project page; only safe ones."""
+    urls = [
+        ("Abstract", e.link),
+        ("PDF", e.pdf_url),
+        ("Hugging Face", hugging_face_url(e)),
+        ("Code", e.code_url),
+        ("Project", e.project_url),
+    ]
+    return [(label, safe_url(url)) for label, url in urls if safe_url(url) != "#"]
+
+
+_STRENGTH = {"title": 0, "abstract": 1}
+_NO_ACTIONS = Markup("")
+
+
+def _contains(longer: str, shorter: str) -> bool:
+    """Whether keyword *shorter* is a run of whole words in *longer*: "quantization" in "post-training quantization"."""
+    a, b = longer.casefold().replace("-", " ").split(), shorter.casefold().replace("-", " ").split()
+    return a != b and any(a[i : i + len(b)] == b for i in range(len(a) - len(b) + 1))
+
+
+def why(reasons: Sequence[Reason]) -> str:
+    """The reasons as a person would say them: grouped, de-duplicated, strongest first.
+
+    ``Matches "post-training quantization" (title), "low-bit"; by Tri Dao;
+    like "FlashAttention-2"; 84 upvotes on Hugging Face``.  Built from the
+    reasons' fields (kind, term, where, words, detail), never by parsing their
+    text; a reason kind this function does not know is shown by its text.
+    A keyword inside another matched keyword is left out ("quantization" when
+    "post-training quantization" matched as well); categories are named only
+    when nothing else matched (the card shows them anyway).
+    """
+    full: dict[str, Reason] = {}
+    partial: dict[str, Reason] = {}
+    authors: dict[str, str] = {}
+    seeds: dict[str, str] = {}
+    other: list[str] = []
+    cats: list[str] = []
+    popular: str | None = None
+    for r in reasons:
+        kind, term = r.kind, r.term
+        if kind is ReasonKind.KEYWORD and term:
+            if r.words:
+                partial.setdefault(term, r)
+            else:
+                best = full.get(term)
+                if best is None or _STRENGTH.get(r.where or "", 2) < _STRENGTH.get(best.where or "", 2):
+                    full[term] = r
+        elif kind is ReasonKind.AUTHOR and term:
+            authors.setdefault(term.casefold(), r.detail or term)
+        elif kind is ReasonKind.PAPER and term:
+            seeds.setdefault(term, r.detail)
+        elif kind is ReasonKind.CATEGORY and term:
+            cats.append(r.text[3:] if r.text.startswith("in ") else term)
+        elif kind is ReasonKind.POPULAR:
+            popular = r.detail
+        elif r.text and r.text not in other:
+            other.append(r.text)
+    groups: list[str] = []
+    kept = [
+        r
+        for t, r in full.items()
+        if not any(_contains(o, t) and (full[o].where == "title" or r.where != "title") for o in full)
+    ]
+    kept.sort(key=lambda r: _STRENGTH.get(r.where or "", 2))
+    if kept:
+        said = []
+        for r in kept:
+            notes = [n for n in ("title" if r.where == "title" else "", r.detail) if n]
+            said.append(f'"{r.term}"' + (f" ({'; '.join(notes)})" if notes else ""))
+        groups.append("matches " + ", ".join(said))
+    found = [r for t, r in partial.items() if t not in full and not any(_contains(o, t) for o in full)]
+    if found:
+        groups.append(
+            "mentions " + ", ".join(", ".join(f'"{w}"' for w in r.words) + f' (from "{r.term}")' for r in found)
+        )
+    if authors:
+        groups.append("by " + ", ".join(authors.values()))
+    for pid, title in seeds.items():
+        groups.append(f'like "{cut(title, SEED_TITLE_CHARS)}"' if title else f"like your paper {pid}")
+    groups.extend(other)
+    if cats and not groups:
+        groups.append("in " + ", ".join(dict.fromkeys(cats)))
+    if popular is not None:
+        groups.append(f"{popular} upvotes on Hugging Face" if popular else "popular on Hugging Face")
+    if not groups:
+        return ""
+    line = "; ".join(groups)
+    return line[0].upper() + line[1:]
 
 
 class _Item:
@@ -287,19 +403,37 @@ class _Item:
     The paper: ``title``, ``url``, ``authors``, ``categories``, ``abstract``,
     ``links`` (each with ``label``, ``url``, ``first``), the text part's wrapped
     ``title_text`` and ``abstract_text``, and for feeds ``guid``, ``summary``,
-    ``authors_list``, ``category_list`` and the dates.  This reader's:
-    ``number`` (from 1), ``reasons``, ``reasons_text``, ``description``.
+    ``authors_list``, ``category_list`` and the dates; for the email
+    ``buttons`` (abstract, PDF, Hugging Face, code, project: ``label``, ``url``),
+    ``abstract_short``, ``hf_url`` and ``upvotes``.  This reader's: ``number``
+    (from 1), ``top`` (the first pick), ``reasons`` (the :func:`why` line),
+    ``reasons_text``, ``actions`` (per-paper action links, empty for now),
+    ``description``.
     Attributes, not dict keys: Jinja's ``m.title`` tries an attribute first, and
     a failed attribute lookup is the slowest part of filling a template.
     """
 
     reasons: Markup
     summary: Markup
+    date_rfc822: Markup
+    date_rfc3339: Markup
+    rss = False
+    """Set on RSS items: their ``<description>`` is HTML."""
 
     @property
     def description(self) -> Markup:
-        """The feed item's text; built only when a template asks (emails don't)."""
-        return Markup(f"Why: {self.reasons}. {self.summary}") if self.reasons else self.summary
+        """The feed item's text: why it was picked, then the abstract, each its own paragraph.
+
+        RSS readers take ``<description>`` as HTML, so there each is a ``<p>``
+        (the tags entity-encoded in the XML, the text escaped as before); Atom's
+        ``<summary>`` is plain text, so a blank line.  Built only when a
+        template asks (emails don't).
+        """
+        if not self.reasons:
+            return self.summary
+        if self.rss:
+            return Markup(f"&lt;p&gt;Why: {self.reasons}&lt;/p&gt;&lt;p&gt;{self.summary}&lt;/p&gt;")
+        return Markup(f"Why: {self.reasons}\n\n{self.summary}")
 
 
 def _interests_line(p: Profile) -> str:
@@ -356,7 +490,7 @@ class Renderer:
         self.compile_count = 0
         """How many times MJML ran; tests check it stays at one per template."""
         self._papers: dict[str, _Paper] = {}
-        self._reasons: dict[str, tuple[Markup, Markup, Markup]] = {}
+        self._reasons: dict[tuple[Reason, ...], tuple[Markup, Markup, Markup]] = {}
 
     def source(self, name: str) -> str:
         try:
@@ -422,19 +556,21 @@ class Renderer:
             paper = self._papers[e.id] = _paper(e)
         return paper
 
-    def _item(self, m: Match, number: int, *, rss: bool = False) -> _Item:
+    def _item(self, m: Match, number: int, *, rss: bool = False, compact: bool = False) -> _Item:
         """Match *number* (from 1) for the templates: the cached paper plus this reader's reasons.
 
-        With *rss*, the fields an RSS reader takes as HTML are escaped twice.
+        ``reasons`` is the :func:`why` line, cached by the reasons themselves
+        (readers share keywords, so a run builds each line a few times, not per
+        email).  With *rss*, the fields an RSS reader takes as HTML are escaped twice.
         """
         paper = self._paper(m.entry)
-        line = m.reason_line
-        reasons = self._reasons.get(line)
+        key = m.reasons
+        reasons = self._reasons.get(key)
         if reasons is None:
             if len(self._reasons) >= _CACHE_LIMIT:
                 self._reasons.clear()
-            clean = xml_text(line)
-            reasons = self._reasons[line] = (escape(clean), escape(_wrap(clean, 9, 9)), escape(html_text(clean)))
+            clean = xml_text(why(m.reasons))
+            reasons = self._reasons[key] = (escape(clean), escape(_wrap(clean, 9, 9)), escape(html_text(clean)))
         values = paper.fields.copy()
         values["reasons"], values["reasons_text"], reasons_rss = reasons
         values["number"] = number
@@ -444,6 +580,13 @@ class Renderer:
                 values["summary_rss"],
                 reasons_rss,
             )
+        values["top"] = number == 1
+        values["actions"] = _NO_ACTIONS
+        # This reader's action buttons for the paper (feedback: "more like this" / "less like this"), as HTML
+        # after the paper's buttons: signed per reader, so built here, not cached with the paper.
+        if compact:
+            values["abstract"], values["abstract_text"] = values["abstract_short"], values["abstract_short_text"]
+            values["links_text"] = values["links_text_short"]  # abstract and PDF: five lines a paper is not compact
         item = _Item()
         item.__dict__ = values
         return item
@@ -457,6 +600,7 @@ class Renderer:
         p = digest.profile
         n = len(digest.matches)
         interests = _interests_line(p)
+        compact = p.layout == "compact"
         return {
             "subject": xml_text(subject_for(digest)),
             "preheader": " · ".join(self._paper(m.entry).preheader for m in digest.matches[:3])
@@ -465,7 +609,9 @@ class Renderer:
             "name": xml_text(p.name),
             "date_label": f"{digest.day:%A} {digest.day.day} {digest.day:%B %Y}",
             "count_label": f"{n} new paper{'s' if n != 1 else ''}",
-            "matches": [self._item(m, i) for i, m in enumerate(digest.matches, 1)],
+            "matches": [self._item(m, i, compact=compact) for i, m in enumerate(digest.matches, 1)],
+            "trending": [self._item(m, i, compact=True) for i, m in enumerate(digest.trending, n + 1)],
+            "compact": compact,
             "notes": [xml_text(note) for note in digest.notes],
             "interests": interests,
             "interests_text": _wrap(interests, 0, 0) if interests else "(nothing yet)",
@@ -508,8 +654,16 @@ class Renderer:
         updated: datetime,
         notes: Sequence[str] = (),
         kind: str = "atom",
+        picked_at: Sequence[datetime | None] = (),
     ) -> dict[str, Any]:
-        """The values a feed template sees; for ``kind="rss"`` the HTML-bearing ones are escaped twice."""
+        """The values a feed template sees; for ``kind="rss"`` the HTML-bearing ones are escaped twice.
+
+        *picked_at* (one per match, from the ledger) dates each item by when it
+        was picked, not by the paper's date: feed readers sort by date, and the
+        feed must read as the digests did, newest digest first and each in its
+        own order.  Items picked at the same moment (one digest) are dated a
+        second apart, in order, so a reader sorting by date keeps the rank order.
+        """
         description = f"New papers matching {profile.name}'s interests: {_interests_line(profile)}"
         if notes:  # e.g. a failing source: feed-only readers must see it too
             description += " Note: " + " ".join(notes)
@@ -525,8 +679,21 @@ class Renderer:
             "feed_id": _guid(f"feed:{profile.id}"),
             "updated_rfc822": _rfc822(updated),
             "updated_rfc3339": _rfc3339(updated),
-            "matches": [self._item(m, i, rss=rss) for i, m in enumerate(matches, 1)],
+            "matches": self._feed_items(matches, picked_at, rss),
         }
+
+    def _feed_items(self, matches: Sequence[Match], picked_at: Sequence[datetime | None], rss: bool) -> list[_Item]:
+        items = [self._item(m, i, rss=rss) for i, m in enumerate(matches, 1)]
+        for item in items:
+            item.rss = rss
+        previous, offset = None, 0
+        for item, at in zip(items, picked_at, strict=False):
+            if at is not None:
+                offset = offset + 1 if at == previous else 0
+                previous = at
+                when = at - timedelta(seconds=offset)
+                item.date_rfc822, item.date_rfc3339 = escape(_rfc822(when)), escape(_rfc3339(when))
+        return items
 
     def feed(
         self,
@@ -537,13 +704,20 @@ class Renderer:
         self_url: str,
         updated: datetime,
         notes: Sequence[str] = (),
+        picked_at: Sequence[datetime | None] = (),
     ) -> str:
-        """The reader's RSS 2.0 (``kind="rss"``) or Atom (``"atom"``) feed; *notes* go in its description."""
+        """The reader's RSS 2.0 (``kind="rss"``) or Atom (``"atom"``) feed; *notes* go in its description.
+
+        *matches* in the order they were picked (newest digest first, each in
+        rank order), *picked_at* their send times (see :meth:`feed_context`).
+        """
         names = {"rss": "feed.rss.xml", "atom": "feed.atom.xml"}
         if kind not in names:
             raise RenderError(f"unknown feed kind {kind!r}: use 'rss' or 'atom'")
         name = names[kind]
-        context = self.feed_context(profile, matches, self_url=self_url, updated=updated, notes=notes, kind=kind)
+        context = self.feed_context(
+            profile, matches, self_url=self_url, updated=updated, notes=notes, kind=kind, picked_at=picked_at
+        )
         try:
             return self._template(name).render(context)
         except jinja2.UndefinedError as e:

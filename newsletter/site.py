@@ -221,7 +221,7 @@ def settle_outbox_sends(ledger: Ledger, outbox_dir: Path, now: datetime) -> list
                 f"cannot read {path} ({e.strerror}) to settle an interrupted send; check the outbox"
             ) from e
         else:
-            items = [FeedItem(entry_id, 0.0, ()) for entry_id in row.entry_ids]
+            items = [FeedItem(entry_id, 0.0, (), rank=rank) for rank, entry_id in enumerate(row.entry_ids, 1)]
             ledger.mark_sent(row.reader, row.period, str(message_id) if message_id else None, now, items)
         settled.append(row)
     return settled

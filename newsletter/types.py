@@ -145,6 +145,10 @@ class Profile:
     skip_empty: bool = True
     paused: bool = False
     """``paused = true`` in the file; an unsubscribe may pause the reader too (:func:`schedule.is_paused`)."""
+    trending: int = 0
+    """Also show this many of the day's most upvoted Hugging Face papers not picked (0: none)."""
+    layout: str = "full"
+    """``full`` (abstracts) or ``compact`` (titles, reasons and a one-line abstract: for long digests)."""
     path: Path | None = None
     mtime: datetime | None = None
     """The file's modification time when it was loaded (aware, UTC)."""
@@ -172,6 +176,14 @@ class Reason:
     """Ready to show, e.g. ``"quantization" in title``."""
     term: str | None = None
     """What in the profile matched (a keyword, an author, a seed paper id)."""
+    where: str | None = None
+    """Keywords: ``title`` or ``abstract``, where the match is."""
+    words: tuple[str, ...] = ()
+    """Keywords matched only in part: the words of the phrase that were found."""
+    detail: str = ""
+    """What the reader needs besides the term: a seed paper's title, the name as the paper
+    writes it (an author), the abbreviation a keyword matched through ("LLM = large language models"),
+    the upvote count (popular)."""
 
     def __str__(self) -> str:
         return self.text
@@ -201,6 +213,9 @@ class Digest:
     generated_at: datetime
     notes: tuple[str, ...] = ()
     """Operator-visible remarks shown in the footer (e.g. a failing source)."""
+    trending: tuple[Match, ...] = ()
+    """The day's most upvoted papers not among ``matches`` (``Profile.trending`` of them; see
+    :func:`newsletter.match.trending`), shown apart as "Trending on Hugging Face"."""
 
 
 @dataclass(frozen=True, slots=True)

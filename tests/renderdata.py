@@ -50,11 +50,16 @@ def profile(**changes: object) -> Profile:
 
 
 def match_for(entry: Entry, i: int = 0) -> Match:
-    reasons = [Reason(ReasonKind.KEYWORD, '"quantization" in title', "quantization")]
+    reasons = [Reason(ReasonKind.KEYWORD, '"quantization" in title', "quantization", "title")]
     if i % 2:
-        reasons.append(Reason(ReasonKind.KEYWORD, '"FP8 training" in abstract', "FP8 training"))
+        reasons.append(Reason(ReasonKind.KEYWORD, '"FP8 training" in abstract', "FP8 training", "abstract"))
+    if i % 4 == 2:
+        reasons.append(Reason(ReasonKind.AUTHOR, "by T. Dao (you follow Tri Dao)", "Tri Dao", detail="T. Dao"))
     if i % 5 == 0:
         reasons.append(Reason(ReasonKind.CATEGORY, "in cs.LG", "cs.LG"))
+    if (entry.upvotes or 0) >= 20 and i % 3 == 0:
+        said = f"popular on Hugging Face ({entry.upvotes} upvotes)"
+        reasons.append(Reason(ReasonKind.POPULAR, said, detail=str(entry.upvotes)))
     return Match(entry=entry, score=10.0 - i * 0.1, reasons=tuple(reasons))
 
 

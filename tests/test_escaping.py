@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from html.parser import HTMLParser
@@ -157,6 +158,18 @@ def shown(fragment: str) -> str:
     return "".join(parser.text)
 
 
+def paragraphs(fragment: str) -> str:
+    """The text of an RSS description: our own ``<p>Why: ...</p><p>abstract</p>``, nothing else as markup.
+
+    The two bare ``<p>`` wrappers are the renderer's; each paragraph's content
+    must hold no markup at all (see :func:`shown`).
+    """
+    found = re.fullmatch(r"<p>(.*?)</p><p>(.*)</p>", fragment, re.S)
+    if found is None:
+        return shown(fragment)
+    return "\n\n".join(shown(part) for part in found.groups())
+
+
 def same(got: str, want: str) -> None:
     """*got* is *want* as a reader shows it (XML-legal, runs of white space as one: feedparser trims)."""
     assert " ".join(got.split()) == " ".join(xml_text(want).split()), (got, want)
@@ -211,7 +224,11 @@ def check_feeds(r: Renderer, entry: Entry, match: Match, profile: Profile, notes
         reader_sees(channel.subtitle_detail, "feed description")
         (item,) = parsed.entries
         same(reader_sees(item.title_detail, f"{kind} title"), title)
-        reader_sees(item.summary_detail, f"{kind} description")
+        summary = item.summary_detail
+        if summary["type"] == "text/html":
+            paragraphs(str(summary["value"]))
+        else:
+            reader_sees(summary, f"{kind} description")
         if entry.authors:  # author names and categories are plain text to every reader
             if kind == "rss":
                 same(item.author, short_authors(entry.authors))
@@ -245,7 +262,10 @@ def check_email(r: Renderer, entry: Entry, match: Match, profile: Profile, notes
     # A browser builds the same elements and attributes as for harmless text: no text became markup.
     assert structure(email.html) == structure(r.email(tame, LINKS).html)
     # The text part is never escaped: the reader's name and the title come out as they went in.
-    assert email.text.splitlines()[0] == f"{r.site_title}: 1 new paper for {xml_text(profile.name)}"
+    assert email.text.splitlines()[:2] == [
+        r.site_title,
+        f"Monday 23 November 2026 · 1 new paper for {xml_text(profile.name)}",
+    ]
     assert "".join(xml_text(entry.title).split()) in "".join(email.text.split())
 
 
@@ -281,5 +301,5 @@ def test_entity_encoded_markup_from_hugging_face_is_text_in_the_rss_feed(rendere
     parsed = feedparser.parse(rss.encode(), sanitize_html=False)
     assert parsed.entries[0].summary_detail.type == "text/html"
     assert "<img" not in parsed.entries[0].summary and "<img" not in parsed.feed.subtitle
-    assert shown(parsed.entries[0].summary).endswith("<img src=x onerror=alert(1)>")
+    assert paragraphs(parsed.entries[0].summary).endswith("<img src=x onerror=alert(1)>")
     check_feeds(renderer, entry, match, profile, notes)

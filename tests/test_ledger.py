@@ -106,3 +106,44 @@ def test_health_rows_are_the_last_week_and_every_uncertain_send(tmp_path: Path) 
     assert {(r.reader, r.status) for r in rows} == {("lost", DeliveryStatus.UNCERTAIN), ("new", DeliveryStatus.SENT)}
     assert ledger.last_send() == NOW
     ledger.close()
+
+
+def test_the_feed_keeps_each_digest_in_pick_order_with_every_reason_field(tmp_path: Path) -> None:
+    """Rank, not score, orders a digest's items (a later stage may reorder); reasons come back whole."""
+    from newsletter.ledger import FeedItem
+    from newsletter.types import Reason, ReasonKind
+
+    why = (Reason(ReasonKind.KEYWORD, "log", "pipeline parallelism", "abstract", ("parallelism",)),)
+    ledger = Ledger(tmp_path)
+    for day, ids in ((NOW - timedelta(days=1), ["arxiv:a", "arxiv:b"]), (NOW, ["arxiv:c", "arxiv:d", "arxiv:e"])):
+        period = day.date().isoformat()
+        assert ledger.claim("ada", period, ids, "outbox", day)
+        # scores rising with rank: only the stored rank can give the digest's order back
+        items = [FeedItem(i, float(rank), why, rank=rank) for rank, i in enumerate(ids, 1)]
+        ledger.mark_sent("ada", period, None, day, items)
+    got = ledger.feed_items("ada", 10)
+    assert [i.entry_id for i in got] == ["arxiv:c", "arxiv:d", "arxiv:e", "arxiv:a", "arxiv:b"]
+    assert [i.rank for i in got] == [1, 2, 3, 1, 2]
+    assert got[0].reasons == why
+    assert [i.entry_id for i in ledger.feed_items("ada", 2)] == ["arxiv:c", "arxiv:d"]
+
+
+def test_a_ledger_from_before_ranks_gains_the_column_and_reads_old_reasons(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    from newsletter.types import Reason, ReasonKind
+
+    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    db.execute(
+        "CREATE TABLE feed_items (reader TEXT NOT NULL, entry_id TEXT NOT NULL, score REAL NOT NULL, "
+        "reasons TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (reader, entry_id)) WITHOUT ROWID"
+    )
+    old = json.dumps([["keyword", '"x" in title']])
+    db.execute("INSERT INTO feed_items VALUES (?, ?, ?, ?, ?)", ("ada", "arxiv:1", 2.0, old, NOW.isoformat()))
+    db.execute("INSERT INTO feed_items VALUES (?, ?, ?, ?, ?)", ("ada", "arxiv:2", 3.0, old, NOW.isoformat()))
+    db.commit()
+    db.close()
+    got = Ledger(tmp_path).feed_items("ada", 10)
+    assert [i.entry_id for i in got] == ["arxiv:2", "arxiv:1"]  # no rank yet: score order, as before
+    assert got[0].reasons == (Reason(ReasonKind.KEYWORD, '"x" in title'),) and got[0].rank == 0

@@ -500,3 +500,29 @@ def test_readers_sharing_phrases_embed_each_phrase_once(embedder: embed.TextEmbe
     assert sorted(phrases) == expected
     match.Index(es, embeddings=vectors, embedder=counted).rank_many(readers, NOW)  # another run of the process
     assert len([t for t in counted.texts if t == "remote sensing"]) == 1
+
+
+def test_reasons_carry_where_words_and_detail_for_the_email() -> None:
+    """The renderer groups reasons from these fields, never by parsing the text."""
+    es = corpus(
+        entry(1, "Post-training quantization of LLMs", "Low-bit weights.", authors=("T. Dao",)),
+        entry(2, "Parallelism for big models", "We study parallelism."),
+    )
+    prof = profile(("post-training quantization", "pipeline parallelism"), authors=("Tri Dao",))
+    got = {m.entry.id: m.reasons for m in match.rank(es, prof, NOW)}
+    kw, author = got["arxiv:2401.00001"]
+    assert (kw.term, kw.where, kw.words) == ("post-training quantization", "title", ())
+    assert (author.kind, author.term, author.detail) == (ReasonKind.AUTHOR, "Tri Dao", "T. Dao")
+    (partial,) = got["arxiv:2401.00002"]
+    assert (partial.term, partial.words) == ("pipeline parallelism", ("parallelism",))
+    assert partial.where == "title"
+
+
+def test_trending_is_the_most_upvoted_not_picked_nor_sent() -> None:
+    es = [entry(i, f"Paper {i}", upvotes=u) for i, u in enumerate([5, 90, None, 40, 90, 0, 12], 1)]
+    picked = {"arxiv:2401.00002"}
+    got = match.trending(es, picked, 3, exclude_ids={"arxiv:2401.00004"})
+    assert [m.entry.id for m in got] == ["arxiv:2401.00005", "arxiv:2401.00007", "arxiv:2401.00001"]
+    assert all(r.kind is ReasonKind.POPULAR for m in got for r in m.reasons)
+    assert match.trending(es, picked, 0) == ()
+    assert len(match.trending(es, set(), 50)) == 5  # only papers with upvotes

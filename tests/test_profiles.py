@@ -252,3 +252,15 @@ def test_an_unsubscribe_holds_until_the_reader_edits_their_file(tmp_path: Path) 
     assert is_paused(ada, edited + timedelta(seconds=1)), "unsubscribed after the last edit"
     assert not is_paused(ada, edited - timedelta(days=1)), "resumed: the file was edited since"
     assert is_paused(replace(ada, mtime=None), edited), "no file to go by: the unsubscribe wins"
+
+
+def test_trending_and_layout_default_off_and_are_checked(tmp_path: Path) -> None:
+    p = profiles.parse_profile(GOOD, tmp_path / "ada.toml")
+    assert (p.trending, p.layout) == (0, "full")
+    text = GOOD.replace("max_items = 10", 'max_items = 10\ntrending = 5\nlayout = "compact"')
+    p = profiles.parse_profile(text, tmp_path / "ada.toml")
+    assert (p.trending, p.layout) == (5, "compact")
+    e = check(GOOD.replace("max_items = 10", 'max_items = 10\nlayout = "tiny"'), tmp_path)
+    assert e.line == 6 and "layout" in e.detail and "compact" in e.detail
+    e = check(GOOD.replace("max_items = 10", "max_items = 10\ntrending = -1"), tmp_path)
+    assert e.line == 6 and "trending" in e.detail

@@ -29,6 +29,7 @@ from newsletter.render import (
     short_authors,
     subject_for,
     unescape,
+    why,
     xml_text,
 )
 from newsletter.types import Entry, Match, Reason, ReasonKind
@@ -228,8 +229,12 @@ def test_email_has_header_items_footer_and_preheader(renderer: Renderer) -> None
         assert f'href="https://arxiv.org/pdf/{m.entry.arxiv_id}"' in email.html
     assert "P. Silva, K. Haddad et al." in email.html
     assert 'href="https://github.com/example/repo0">Code</a>' in email.html
-    assert 'href="https://example.org/project0">Project page</a>' in email.html
-    assert "Why: &#34;quantization&#34; in title" in email.html
+    assert 'href="https://example.org/project0">Project</a>' in email.html
+    for m in d.matches:  # every sample paper came from Hugging Face: its page is linked
+        assert f'href="https://huggingface.co/papers/{m.entry.arxiv_id}">Hugging Face</a>' in email.html
+    assert "Matches &#34;quantization&#34; (title)" in email.html
+    assert '<span class="n">1.</span>' in email.html and '<span class="n">7.</span>' in email.html
+    assert email.html.count("Top match") == 1
     assert f'href="{LINKS.unsubscribe_url}">Unsubscribe' in email.html
     assert f'href="{LINKS.pause_url}">Pause' in email.html
     assert f'href="{LINKS.profile_url}">Edit your profile' in email.html
@@ -239,6 +244,14 @@ def test_email_has_header_items_footer_and_preheader(renderer: Renderer) -> None
     assert "prefers-color-scheme: dark" in email.html
     scheme = r'<meta (name="color-scheme" content="light dark"|content="light dark" name="color-scheme")'
     assert re.search(scheme, email.html)
+
+
+def test_view_in_browser_link_when_the_digest_has_a_page(renderer: Renderer) -> None:
+    view = "https://news.example.org/d/tok-view"
+    email = renderer.email(sample_digest(2), replace(LINKS, view_url=view))
+    assert f'<a href="{view}">View in browser</a>' in email.html
+    assert email.text.splitlines()[2] == f"View in browser: {view}"
+    assert "View in browser" not in renderer.email(sample_digest(2), LINKS).html
 
 
 def test_footer_without_pause_or_profile_url_says_what_to_edit(renderer: Renderer) -> None:
@@ -256,9 +269,12 @@ def test_text_part_is_numbered_wrapped_and_complete(renderer: Renderer) -> None:
     assert "&amp;" not in text and "&#34;" not in text
     for i, m in enumerate(d.matches, 1):
         assert re.search(rf"^ ?{i}\. ", text, re.M), i
-        assert f"Abstract: {m.entry.link}" in text
-        assert f"PDF: https://arxiv.org/pdf/{m.entry.arxiv_id}" in text
+        assert re.search(rf"^    Abstract: +{re.escape(m.entry.link)}$", text, re.M), i
+        assert re.search(rf"^    PDF: +https://arxiv.org/pdf/{m.entry.arxiv_id}$", text, re.M), i
+        assert f"https://huggingface.co/papers/{m.entry.arxiv_id}" in text
     assert text.count("Why: ") == 12
+    assert text.count("TOP MATCH") == 1
+    assert text.startswith("Paper digest\nMonday 23 November 2026 · 12 new papers for Ada\n")
     assert f"Unsubscribe: {LINKS.unsubscribe_url}" in text
 
 
@@ -315,8 +331,11 @@ def test_feeds_are_valid_with_stable_guids_dates_self_link_and_reason(renderer: 
     for parsed, self_url in ((rss, RSS_SELF), (atom, ATOM_SELF)):
         assert [e.id for e in parsed.entries] == [f"urn:newsletter:{m.entry.id}" for m in d.matches]
         assert any(link.rel == "self" and link.href == self_url for link in parsed.feed.links)
-        assert parsed.entries[0].summary.startswith('Why: "quantization" in title; in cs.LG. We present')
         assert parsed.entries[0].published_parsed[:6] == (2026, 11, 22, 6, 30, 0)
+    # The reason is its own paragraph: <p> in RSS (whose description is HTML), a blank line in Atom (plain text).
+    why_line = 'Why: Matches "quantization" (title); 94 upvotes on Hugging Face'
+    assert rss.entries[0].summary.startswith(f"<p>{why_line}</p><p>We present")
+    assert atom.entries[0].summary.startswith(f"{why_line}\n\nWe present")
     assert "<pubDate>Sun, 22 Nov 2026 06:30:00 GMT</pubDate>" in feeds(renderer, d.matches)[0]
     assert "<updated>2026-11-23T06:30:00Z</updated>" in feeds(renderer, d.matches)[1]
     # The same paper keeps its id when rendered again later, for another digest.
@@ -422,3 +441,127 @@ def test_mjml_compiles_once_even_when_threads_render_at_once() -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: renderer.compiled("digest.mjml"), range(8)))
     assert renderer.compile_count == 1
+
+
+# -- reasons, written for a person --------------------------------------------------
+
+
+def kw(term: str, where: str, words: tuple[str, ...] = (), detail: str = "") -> Reason:
+    """A keyword reason as ranking builds it; the text is the match log, which ``why`` must not parse."""
+    return Reason(ReasonKind.KEYWORD, f"log text for {term}", term, where, words, detail)
+
+
+def test_why_groups_deduplicates_and_puts_the_strongest_first() -> None:
+    reasons = (
+        kw("low-bit", "abstract"),
+        kw("post-training quantization", "title"),
+        kw("quantization", "title"),  # inside "post-training quantization": said once
+        Reason(ReasonKind.CATEGORY, "in cs.LG", "cs.LG"),  # the card shows categories: not repeated
+        Reason(ReasonKind.AUTHOR, "by Tri Dao", "Tri Dao", detail="Tri Dao"),
+        Reason(
+            ReasonKind.PAPER, "log", "2307.08691", detail="FlashAttention-2: Faster Attention with Better Parallelism"
+        ),
+        Reason(ReasonKind.POPULAR, "popular on Hugging Face (84 upvotes)", detail="84"),
+    )
+    assert why(reasons) == (
+        'Matches "post-training quantization" (title), "low-bit"; by Tri Dao; '
+        'like "FlashAttention-2: Faster Attention with Better Parallelism"; 84 upvotes on Hugging Face'
+    )
+
+
+def test_why_reads_partial_matches_authors_and_abbreviations_naturally() -> None:
+    partial = kw("pipeline parallelism", "abstract", ("parallelism",))
+    assert why((partial,)) == 'Mentions "parallelism" (from "pipeline parallelism")'
+    # a partial match says nothing more once another keyword matched in full
+    assert why((kw("FP8 training", "title"), kw("training", "abstract"))) == 'Matches "FP8 training" (title)'
+    assert why((kw("quantization", "abstract"), kw("post-training quantization", "title"))) == (
+        'Matches "post-training quantization" (title)'
+    )
+    # in the title beats in the abstract: the title-only keyword is not hidden by an abstract-only longer one
+    assert why((kw("quantization", "title"), kw("post-training quantization", "abstract"))) == (
+        'Matches "quantization" (title), "post-training quantization"'
+    )
+    abbr = kw("LLM training", "title", detail="LLM = large language models")
+    assert why((abbr,)) == 'Matches "LLM training" (title; LLM = large language models)'
+    author = Reason(ReasonKind.AUTHOR, "by T. Dao (you follow Tri Dao)", "Tri Dao", detail="T. Dao")
+    assert why((author,)) == "By T. Dao"
+    assert why((Reason(ReasonKind.CATEGORY, "in cs.LG, cs.CL", "cs.LG"),)) == "In cs.LG, cs.CL"
+    seed = Reason(ReasonKind.PAPER, "log", "2402.15627")
+    assert why((seed,)) == "Like your paper 2402.15627"
+    assert why(()) == ""
+    assert why((Reason(ReasonKind.POPULAR, "popular on Hugging Face (9 upvotes)"),)) == "Popular on Hugging Face"
+
+
+def test_why_shows_an_unknown_kind_by_its_text() -> None:
+    """A kind added later (e.g. semantic similarity) is shown as ranking wrote it, after the lexical ones."""
+    similar = Reason("similar", 'close in meaning to "MoE": "We route tokens."', "MoE")  # type: ignore[arg-type]
+    line = why((kw("MoE", "title"), similar))
+    assert line == 'Matches "MoE" (title); close in meaning to "MoE": "We route tokens."'
+
+
+def test_trending_section_and_compact_layout(renderer: Renderer) -> None:
+    d = sample_digest(3)
+    trending = tuple(match_for(e) for e in sample_entries(6)[4:6])
+    email = renderer.email(replace(d, trending=trending), LINKS)
+    assert email.html.count("Trending on Hugging Face") == 1
+    for m in trending:
+        assert f"{m.entry.upvotes} upvotes" in email.html
+        assert f"https://huggingface.co/papers/{m.entry.arxiv_id}" in email.text
+    assert '<span class="n">4.</span>' in email.html  # numbering goes on after the picks
+    assert "Trending on Hugging Face" in email.text
+    assert "Trending" not in renderer.email(d, LINKS).html
+    full = renderer.email(d, LINKS)
+    compact = renderer.email(replace(d, profile=profile(layout="compact")), LINKS)
+    abstract = " ".join(d.matches[0].entry.summary.split())
+    assert cut(abstract, 250) in full.html and cut(abstract, 250) not in compact.html
+    assert cut(abstract, 110) in compact.html
+    assert len(compact.html) < len(full.html)
+    assert compact.html.count('class="t"') == 3
+
+
+def test_feed_items_are_dated_by_when_they_were_picked_in_rank_order(renderer: Renderer) -> None:
+    """Feed readers sort by date: items carry their digest's send time, a second apart in rank order."""
+    d = sample_digest(4)
+    earlier = NOW - timedelta(days=1)
+    picked_at = [NOW, NOW, earlier, earlier]  # newest digest first, each in the order it was picked
+    p = profile()
+    rss = feedparser.parse(renderer.feed(p, d.matches, kind="rss", self_url=RSS_SELF, updated=NOW, picked_at=picked_at))
+    atom = feedparser.parse(
+        renderer.feed(p, d.matches, kind="atom", self_url=ATOM_SELF, updated=NOW, picked_at=picked_at).encode()
+    )
+    for parsed in (rss, atom):
+        dates = [e.published_parsed[:6] for e in parsed.entries]
+        assert dates == [(2026, 11, 23, 6, 30, 0), (2026, 11, 23, 6, 29, 59), (2026, 11, 22, 6, 30, 0),
+                         (2026, 11, 22, 6, 29, 59)]  # fmt: skip
+        assert sorted(dates, reverse=True) == dates  # a reader sorting newest first keeps the digest order
+    # Without pick times (a feed rendered from matches alone) the paper's own date stays.
+    plain = feedparser.parse(renderer.feed(p, d.matches, kind="rss", self_url=RSS_SELF, updated=NOW))
+    assert plain.entries[0].published_parsed[:6] == (2026, 11, 22, 6, 30, 0)
+
+
+def test_why_line_for_a_real_fixture_paper() -> None:
+    """The bundled samples ranked for the bundled Ada: issue 18's match log, now one sentence."""
+    from datetime import UTC, datetime
+
+    from newsletter import match, sources
+    from newsletter.profiles import load_profile
+
+    samples = Path(match.__file__).parent / "samples"
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    items = []
+    for name in ("arxiv_cs.rss", "hf_daily_papers.json"):
+        data = (samples / name).read_bytes()
+        items += sources.parse(sources.detect_kind(data), name, data)
+    entries = list(sources.merge_all({}, items, now).changed.values())
+    ada = load_profile(samples / "profiles" / "ada.toml")
+    got = {
+        m.entry.title.split(":")[0]: m for m in match.rank(entries, ada, now, since=datetime(2000, 1, 1, tzinfo=UTC))
+    }
+    pd_quant = got["PD-Quant"]
+    assert pd_quant.reason_line == (
+        '"post-training quantization" in title; "low-bit" in abstract; "quantization" in title; in cs.LG; '
+        "popular on Hugging Face (84 upvotes)"
+    )
+    assert why(pd_quant.reasons) == (
+        'Matches "post-training quantization" (title), "low-bit"; 84 upvotes on Hugging Face'
+    )

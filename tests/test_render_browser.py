@@ -13,13 +13,16 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from renderdata import LINKS, sample_digest
+from renderdata import LINKS, sample_digest, sample_entries
 
+from newsletter import match
 from newsletter.render import Renderer
 
+ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.browser,
@@ -29,13 +32,25 @@ pytestmark = [
     ),
 ]
 
-MEASURE = """<script>
+MEASURE = r"""<script>
 const cards = [...document.querySelectorAll('p.t')].map(p => {
   const r = p.getBoundingClientRect();
   return {w: r.width, h: r.height, left: r.left, right: r.right,
           visible: getComputedStyle(p).visibility !== 'hidden' && r.width > 0 && r.height > 0};
 });
+const taps = [...document.querySelectorAll('a.b')].map(a => {
+  const r = a.getBoundingClientRect();
+  return {h: r.height, w: r.width, right: r.right, label: a.textContent};
+});
+const light = [...document.querySelectorAll('*')].filter(el => {
+  const c = getComputedStyle(el).backgroundColor.match(/[\d.]+/g);
+  if (!c || (c.length > 3 && +c[3] === 0)) return false;  // transparent
+  const r = el.getBoundingClientRect();
+  return r.width > 0 && r.height > 0 && (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) > 128;
+}).map(el => el.tagName + '.' + el.className);
 parent.postMessage(JSON.stringify({
+  taps: taps,
+  light: light,
   viewport: window.innerWidth,
   scrollWidth: document.documentElement.scrollWidth,
   bodyScrollWidth: document.body.scrollWidth,
@@ -70,7 +85,11 @@ def chromium(tmp_path: Path, width: int, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def email_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    html = Renderer().email(sample_digest(8), LINKS).html
+    digest = sample_digest(8)
+    picked = {m.entry.id for m in digest.matches}
+    trending = match.trending(sample_entries(), picked, 2)
+    digest = replace(digest, trending=trending, notes=("Source arxiv has failed 3 times in a row.",))
+    html = Renderer(site_title="Paper digest").email(digest, LINKS).html
     path = tmp_path_factory.mktemp("browser") / "digest.html"
     path.write_text(html, encoding="utf-8")
     return path
@@ -92,13 +111,22 @@ def test_email_fits_and_shows_every_item(tmp_path: Path, email_file: Path, width
     assert m["viewport"] == width
     assert m["scrollWidth"] <= width, f"horizontal overflow: {m['scrollWidth']} > {width}"
     assert m["bodyScrollWidth"] <= width
-    assert len(m["cards"]) == 8
+    assert len(m["cards"]) == 10  # 8 picks, 2 trending
     for card in m["cards"]:
         assert card["visible"], card
         assert card["left"] >= 0 and card["right"] <= width, card
     assert m["dark"] is dark
-    if dark:  # the card background switches to the dark palette
+    if dark:  # every section switches to the dark palette: no light segment left (the footer once stayed white)
         assert m["bg"] in ("rgb(13, 17, 23)",), m["bg"]
+        assert m["light"] == [], m["light"]
+    assert len(m["taps"]) >= 8 * 3 + 3  # abstract, PDF, Hugging Face per pick, and the footer's
+    for tap in m["taps"]:
+        assert tap["right"] <= width, tap
+        if width < 481:  # phones: tap targets at least 44 px high (Apple HIG; WCAG 2.5.5)
+            assert tap["h"] >= 44 and tap["w"] >= 44, tap
     shot = tmp_path / f"digest-{width}-{'dark' if dark else 'light'}.png"
     chromium(tmp_path, width, *extra, f"--screenshot={shot}", email_file.as_uri())
     assert shot.exists() and shot.stat().st_size > 10_000
+    if os.environ.get("UPDATE_ARTIFACTS") == "1":  # the design as committed: tests/artifacts/email-*.png
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copyfile(shot, ARTIFACTS / f"email-{width}{'-dark' if dark else ''}.png")
