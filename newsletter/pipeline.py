@@ -227,8 +227,8 @@ class App:
         self.store.sync_profiles(loaded.profiles, loaded.stats)
         return loaded
 
-    def links(self, reader: str, period: str | None = None) -> ReaderLinks:
-        """The reader's signed links; with *period*, also that digest's "view in browser" page."""
+    def links(self, reader: str, period: str | None = None, entry_ids: Sequence[str] = ()) -> ReaderLinks:
+        """The reader's signed links; with *period*, also that digest's page; with *entry_ids*, their rating links."""
         base = self.settings.site.base_url
         feed = self.tokens.feed(reader)
         unsubscribe = self.tokens.unsubscribe(reader)
@@ -240,6 +240,13 @@ class App:
             view_url=f"{base}/digest/{self.tokens.digest(reader, period)}" if period else "",
             archive_url=f"{base}/archive/{self.tokens.archive(reader)}",
             profile_url=f"{base}/manage/{self.tokens.manage(reader)}",
+            rate={
+                e: (
+                    f"{base}/rate/{self.tokens.rating(reader, e, 'liked')}",
+                    f"{base}/rate/{self.tokens.rating(reader, e, 'disliked')}",
+                )
+                for e in entry_ids
+            },
         )
 
     def sent_digest(self, reader: str, period: str) -> Digest | None:
@@ -503,7 +510,7 @@ class App:
         if not digest.matches and profile.skip_empty:
             self.ledger.mark_skipped(profile.id, period, NOTHING_MATCHED, now)
             return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period, detail=NOTHING_MATCHED)
-        links = self.links(profile.id, period)
+        links = self.links(profile.id, period, [m.entry.id for m in digest.matches])
         email = self.renderer.email(digest, links)
         d = self.settings.delivery
         message = build_message(
@@ -620,7 +627,9 @@ class App:
 
     def write_preview_html(self, digest: Digest) -> Path:
         """The digest's email as an HTML file in the data folder (``preview --open``); nothing is sent."""
-        email = self.renderer.email(digest, self.links(digest.profile.id))
+        email = self.renderer.email(
+            digest, self.links(digest.profile.id, digest.period, [m.entry.id for m in digest.matches])
+        )
         path = self.settings.paths.data_dir / f"preview-{digest.profile.id}.html"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(email.html, encoding="utf-8")

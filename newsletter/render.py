@@ -26,8 +26,8 @@ from __future__ import annotations
 import re
 import textwrap
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime
 from importlib import resources
@@ -87,6 +87,8 @@ class ReaderLinks:
     """This digest as a web page ("view in browser"); empty when not known yet."""
     archive_url: str = ""
     """The reader's past digests."""
+    rate: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Per entry id, its signed "more like this" and "less like this" URLs (feedback)."""
 
 
 def xml_text(value: str) -> str:
@@ -431,9 +433,11 @@ class _Item:
         """
         if not self.reasons:
             return self.summary
+        rate = getattr(self, "rate_text", _NO_ACTIONS)
         if self.rss:
-            return Markup(f"&lt;p&gt;Why: {self.reasons}&lt;/p&gt;&lt;p&gt;{self.summary}&lt;/p&gt;")
-        return Markup(f"Why: {self.reasons}\n\n{self.summary}")
+            tail = f"&lt;p&gt;{rate}&lt;/p&gt;" if rate else ""
+            return Markup(f"&lt;p&gt;Why: {self.reasons}&lt;/p&gt;&lt;p&gt;{self.summary}&lt;/p&gt;{tail}")
+        return Markup(f"Why: {self.reasons}\n\n{self.summary}" + (f"\n\n{rate}" if rate else ""))
 
 
 def _interests_line(p: Profile) -> str:
@@ -556,7 +560,9 @@ class Renderer:
             paper = self._papers[e.id] = _paper(e)
         return paper
 
-    def _item(self, m: Match, number: int, *, rss: bool = False, compact: bool = False) -> _Item:
+    def _item(
+        self, m: Match, number: int, *, rss: bool = False, compact: bool = False, rate: tuple[str, str] | None = None
+    ) -> _Item:
         """Match *number* (from 1) for the templates: the cached paper plus this reader's reasons.
 
         ``reasons`` is the :func:`why` line, cached by the reasons themselves
@@ -581,9 +587,18 @@ class Renderer:
                 reasons_rss,
             )
         values["top"] = number == 1
-        values["actions"] = _NO_ACTIONS
         # This reader's action buttons for the paper (feedback: "more like this" / "less like this"), as HTML
         # after the paper's buttons: signed per reader, so built here, not cached with the paper.
+        if rate is not None:
+            more, less = (escape(safe_url(u)) for u in rate)
+            values["actions"] = Markup(
+                f'<a class="b" href="{more}">More like this</a><a class="b" href="{less}">Less like this</a>'
+            )
+            values["actions_text"] = Markup(f"    More like this: {more}\n    Less like this: {less}\n")
+            values["rate_text"] = Markup(f"More like this: {more}  Less like this: {less}")
+        else:
+            values["actions"] = _NO_ACTIONS
+            values["actions_text"] = values["rate_text"] = _NO_ACTIONS
         if compact:
             values["abstract"], values["abstract_text"] = values["abstract_short"], values["abstract_short_text"]
             values["links_text"] = values["links_text_short"]  # abstract and PDF: five lines a paper is not compact
@@ -609,7 +624,10 @@ class Renderer:
             "name": xml_text(p.name),
             "date_label": f"{digest.day:%A} {digest.day.day} {digest.day:%B %Y}",
             "count_label": f"{n} new paper{'s' if n != 1 else ''}",
-            "matches": [self._item(m, i, compact=compact) for i, m in enumerate(digest.matches, 1)],
+            "matches": [
+                self._item(m, i, compact=compact, rate=links.rate.get(m.entry.id))
+                for i, m in enumerate(digest.matches, 1)
+            ],
             "trending": [self._item(m, i, compact=True) for i, m in enumerate(digest.trending, n + 1)],
             "compact": compact,
             "notes": [xml_text(note) for note in digest.notes],

@@ -407,7 +407,7 @@ class _Web:
         if digest is None:
             body = "<p>This digest is not available any more (or was never sent).</p>"
             return HTMLResponse(_page("Digest not found", body), status_code=404)
-        email = self.app.renderer.email(digest, self.app.links(reader, period))
+        email = self.app.renderer.email(digest, self.app.links(reader, period, [m.entry.id for m in digest.matches]))
         return HTMLResponse(email.html, headers={"Cache-Control": "private, max-age=3600"})
 
     def archive_page(self, request: Request) -> Response:
