@@ -364,6 +364,8 @@ def why(reasons: Sequence[Reason]) -> str:
             cats.append(r.text[3:] if r.text.startswith("in ") else term)
         elif kind is ReasonKind.POPULAR:
             popular = r.detail
+        elif kind is ReasonKind.SIMILAR and term in full:
+            continue  # the phrase matched word for word: "close in meaning" adds nothing
         elif r.text and r.text not in other:
             other.append(r.text)
     groups: list[str] = []

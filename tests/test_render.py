@@ -492,6 +492,15 @@ def test_why_reads_partial_matches_authors_and_abbreviations_naturally() -> None
     assert why((Reason(ReasonKind.POPULAR, "popular on Hugging Face (9 upvotes)"),)) == "Popular on Hugging Face"
 
 
+def test_why_quotes_a_semantic_reason_unless_the_phrase_matched_word_for_word() -> None:
+    close = Reason(ReasonKind.SIMILAR, 'close in meaning to "MoE": "We route tokens to experts."', "MoE")
+    assert (
+        why((kw("FP8", "title"), close))
+        == 'Matches "FP8" (title); close in meaning to "MoE": "We route tokens to experts."'
+    )
+    assert why((kw("MoE", "title"), close)) == 'Matches "MoE" (title)'
+
+
 def test_why_shows_an_unknown_kind_by_its_text() -> None:
     """A kind added later (e.g. semantic similarity) is shown as ranking wrote it, after the lexical ones."""
     similar = Reason("similar", 'close in meaning to "MoE": "We route tokens."', "MoE")  # type: ignore[arg-type]
