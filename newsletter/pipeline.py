@@ -333,7 +333,15 @@ class App:
                 "it is used once a source lists it."
                 for p in profile_files.missing_papers(profile, known)
             )
-            digests.append(Digest(profile, period.key, period.day, tuple(ranked[profile.id]), now, notes))
+            picked = tuple(ranked[profile.id])
+            trending: tuple[Match, ...] = ()
+            if profile.trending > 0:  # the day's most upvoted papers the reader did not get, in the window
+                cutoff = since[profile.id]
+                window = [e for e in index.entries if cutoff is None or e.first_seen > cutoff]
+                trending = ranking.trending(
+                    window, {m.entry.id for m in picked}, profile.trending, exclude_ids=exclude[profile.id]
+                )
+            digests.append(Digest(profile, period.key, period.day, picked, now, notes, trending=trending))
         return digests
 
     def source_notes(self) -> tuple[str, ...]:
@@ -532,7 +540,7 @@ class App:
             return DeliveryResult(profile.id, DeliveryStatus.PLANNED, period, detail=f"not sent: {halted}")
         if is_paused(profile, self.ledger.unsubscribed_at(profile.id), self.clock()):
             return DeliveryResult(profile.id, DeliveryStatus.SKIPPED, period, detail="paused (unsubscribed)")
-        ids = [m.entry.id for m in digest.matches]
+        ids = [m.entry.id for m in (*digest.matches, *digest.trending)]  # shown once: never offered again
         if not self.ledger.claim(profile.id, period, ids, self.sender.name, now):
             return DeliveryResult(profile.id, DeliveryStatus.SENDING, period, detail="claimed by another run")
         try:
@@ -557,7 +565,7 @@ class App:
         )
         guard.record(auth_failed=False)
         path = self.sender.path_for(message) if isinstance(self.sender, OutboxSender) else None
-        return DeliveryResult(profile.id, DeliveryStatus.SENT, period, len(ids), path=path)
+        return DeliveryResult(profile.id, DeliveryStatus.SENT, period, len(digest.matches), path=path)
 
     def is_paused(self, profile: Profile) -> bool:
         """:func:`schedule.is_paused` with this reader's unsubscribe record, asked fresh."""

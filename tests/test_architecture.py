@@ -37,7 +37,9 @@ ALLOWED: dict[str, set[str]] = {
     # the other stages: values from types.py only; the composition root wires them
     "files": set(),
     "store": CORE | {"files", "sources"},
-    "match": CORE,
+    # the shipped sentence-embedding model (onnxruntime, loaded lazily)
+    "embed": {"errors"},
+    "match": CORE | {"embed"},
     "render": CORE,
     "delivery": CORE | {"retry", "files"},
     "ledger": CORE,
@@ -47,7 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline": CORE
     | FETCH_ROOMS
     | {"fetch", "store", "match", "render", "delivery", "ledger", "schedule", "profiles", "logs", "site", "files"}
-    | {"health"},
+    | {"health", "embed"},
     # run health (`status`, `/healthz`) from indexed queries, without the pipeline
     "health": CORE | {"ledger", "schedule", "site", "store"},
     # the data folder's life: marker, lost state, interrupted sends (a part of the composition root)
