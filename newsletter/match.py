@@ -461,8 +461,8 @@ class Index:
             self._long_forms.setdefault(long[0], []).append((long, ab))  # longest first
         self.embedder = embedder
         self._semantic = self._semantic_index(entries, embeddings, embedder)
-        self._phrase_targets: dict[str, sparse.csr_matrix] = {}
-        self._sentences: dict[int, tuple[list[str], sparse.csr_matrix]] = {}
+        self._phrase_targets: dict[str, dict[int, float]] = {}
+        self._sentences: dict[int, tuple[list[str], list[dict[int, float]]]] = {}
 
     def _semantic_index(
         self,
@@ -870,7 +870,7 @@ class Index:
         if sem is None or not sem.present[row]:
             return None
         vec = sem.raw[row]
-        best: tuple[float, str, str, sparse.csr_matrix | None] | None = None
+        best: tuple[float, str, str, int | None] | None = None
         for text, v in query.phrase_vectors:
             c = float(vec @ v)
             if best is None or c > best[0]:
@@ -879,12 +879,15 @@ class Index:
             for (pid, _), ref, v in zip(query.seeds, query.seed_refs, query.seed_raw, strict=True):
                 c = float(vec @ v)
                 if np.any(v) and (best is None or c > best[0]):
-                    best = (c, f"your paper {pid}", pid, self._seed_rows([ref]))
+                    best = (c, f"your paper {pid}", pid, ref)
         if best is None:
             return None
-        _, named, term, target = best
-        if target is None:
-            target = self._phrase_target(term, dict(query.phrase_vectors)[term])
+        _, named, term, seed_ref = best
+        target = (
+            self._phrase_target(term, dict(query.phrase_vectors)[term])
+            if seed_ref is None
+            else self._seed_target(seed_ref)
+        )
         sentence = self._closest_sentence(row, target)
         said = f"close in meaning to {named}"
         if sentence:
@@ -1149,9 +1152,9 @@ class Index:
         said = f'part of "{text}" ({", ".join(words)}) in {where}'
         return Reason(ReasonKind.KEYWORD, said, text, where, words), False
 
-    def _phrase_target(self, text: str, vector: Vector) -> sparse.csr_matrix:
+    def _phrase_target(self, text: str, vector: Vector) -> dict[int, float]:
         """A phrase in words for picking a sentence: its own terms plus the TF-IDF centroid of the
-        :data:`SEMANTIC_FEEDBACK_DOCS` papers closest to it in meaning (cached per phrase).
+        :data:`SEMANTIC_FEEDBACK_DOCS` papers closest to it in meaning (term id -> weight, cached per phrase).
 
         A paraphrase shares no word with the phrase, but it shares words with
         the papers that are close to the phrase in meaning.
@@ -1162,16 +1165,24 @@ class Index:
             assert sem is not None
             n = len(self.entries)
             take = min(SEMANTIC_FEEDBACK_DOCS, n)
-            near = np.argsort(-(sem.raw @ vector), kind="stable")[:take]
-            own = np.zeros(max(len(self.vocab), 1))
-            for t in terms(_short_tokens(text)):
-                if (j := self.vocab.get(t)) is not None:
-                    own[j] = self._smooth_idf[j]
-            centroid = np.asarray(self._tfidf[near].mean(axis=0)).ravel()
-            found = self._phrase_targets[text] = sparse.csr_matrix(_unit_dense(own) + _unit_dense(centroid))
+            near = np.argpartition(-(sem.raw @ vector), take - 1)[:take] if take < n else np.arange(n)
+            centroid = sparse.csr_matrix(np.ones((1, len(near)))) @ self._tfidf[np.sort(near)]
+            norm = float(np.sqrt(centroid.multiply(centroid).sum())) or 1.0
+            found = dict(zip(centroid.indices.tolist(), (centroid.data / norm).tolist(), strict=True))
+            own = [j for t in terms(_short_tokens(text)) if (j := self.vocab.get(t)) is not None]
+            if own:
+                weights = [float(self._smooth_idf[j]) for j in own]
+                length = math.sqrt(sum(w * w for w in weights))
+                for j, w in zip(own, weights, strict=True):
+                    found[j] = found.get(j, 0.0) + w / length
+            self._phrase_targets[text] = found
         return found
 
-    def _closest_sentence(self, row: int, target: sparse.csr_matrix) -> str | None:
+    def _seed_target(self, ref: int) -> dict[int, float]:
+        row = self._seed_rows([ref])
+        return dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+
+    def _closest_sentence(self, row: int, target: Mapping[int, float]) -> str | None:
         """The sentence of *row*'s abstract whose TF-IDF vector is closest (cosine) to *target*.
 
         Words, not the model: embedding every winner's sentences would cost
@@ -1180,20 +1191,18 @@ class Index:
         found = self._sentences.get(row)
         if found is None:
             parts = sentences(self.entries[row].summary)
-            rows_, cols, vals = [], [], []
-            for k, part in enumerate(parts):
+            vectors = []
+            for part in parts:
                 counts = Counter(j for t in terms(tokens(part)) if (j := self.vocab.get(t)) is not None)
-                for j, c in counts.items():
-                    rows_.append(k)
-                    cols.append(j)
-                    vals.append((1.0 + math.log(c)) * self._smooth_idf[j])
-            m = sparse.csr_matrix((vals, (rows_, cols)), shape=(len(parts), max(len(self.vocab), 1)))
-            found = self._sentences[row] = (parts, _unit_rows(m))
-        parts, m = found
+                weights = {j: (1.0 + math.log(c)) * float(self._smooth_idf[j]) for j, c in counts.items()}
+                length = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+                vectors.append({j: w / length for j, w in weights.items()})
+            found = self._sentences[row] = (parts, vectors)
+        parts, vectors = found
         if not parts:
             return None
-        sims = np.asarray((m @ target.T).toarray()).ravel()
-        return parts[int(np.argmax(sims))]
+        scores = [sum(w * target.get(j, 0.0) for j, w in v.items()) for v in vectors]
+        return parts[max(range(len(parts)), key=scores.__getitem__)]
 
     def _reasons(
         self, row: int, profile: Profile, query: _Query, seed_cosines: Sequence[float], similar: bool = False
@@ -1252,11 +1261,6 @@ def _scaled(cosines: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     span = c.max(axis=1) - low
     span[span <= 0] = np.inf  # nothing above the floor: no semantic credit at all
     return np.asarray(np.clip((c - low[:, None]) / span[:, None], 0.0, 1.0))
-
-
-def _unit_dense(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    norm = float(np.linalg.norm(v))
-    return v / norm if norm > 0 else v
 
 
 def _unit_rows(m: sparse.csr_matrix) -> sparse.csr_matrix:
