@@ -463,6 +463,8 @@ class Index:
         self._semantic = self._semantic_index(entries, embeddings, embedder)
         self._phrase_targets: dict[str, dict[int, float]] = {}
         self._sentences: dict[int, tuple[list[str], list[dict[int, float]]]] = {}
+        self._similar_reasons: dict[tuple[int, str, int | None], Reason] = {}
+        """(row, phrase or seed, seed ref) -> its "close in meaning" reason: readers share phrases and papers."""
 
     def _semantic_index(
         self,
@@ -883,6 +885,10 @@ class Index:
         if best is None:
             return None
         _, named, term, seed_ref = best
+        key = (row, term, seed_ref)
+        cached = self._similar_reasons.get(key)
+        if cached is not None:
+            return cached
         target = (
             self._phrase_target(term, dict(query.phrase_vectors)[term])
             if seed_ref is None
@@ -892,7 +898,8 @@ class Index:
         said = f"close in meaning to {named}"
         if sentence:
             said += f': "{_shorten(sentence, REASON_SENTENCE_CHARS)}"'
-        return Reason(ReasonKind.SIMILAR, said, term)
+        reason = self._similar_reasons[key] = Reason(ReasonKind.SIMILAR, said, term)
+        return reason
 
     def _mask(
         self,
