@@ -123,6 +123,7 @@ def rated_vectors(feedback: Feedback, vectors: Mapping[str, npt.ArrayLike], dim:
     total = len(liked) + len(disliked)
     if total > MAX_RATINGS:  # keep the newest of each kind, in proportion: a cap, not a change of balance
         keep = round(MAX_RATINGS * len(liked) / total)
+        keep = max(min(keep, MAX_RATINGS - (1 if disliked else 0)), 1 if liked else 0)  # one of each kind stays
         liked, disliked = liked[len(liked) - keep :], disliked[len(disliked) - (MAX_RATINGS - keep) :]
 
     def stack(ids: Sequence[str]) -> Matrix:
