@@ -69,7 +69,7 @@ from eval_ranking import KEYWORD_POOLS, SMALL_TFIDF, load_entries
 from eval_ranking import profile as make_profile
 
 from newsletter import learn, match
-from newsletter.types import Entry, Profile
+from newsletter.types import Entry, Feedback, Profile
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECIFIC = ROOT / "tests" / "data" / "judged_specific.json"
@@ -215,9 +215,10 @@ class System:
         use_base: bool = True,
         calibrate: bool = False,
         learns: bool = True,
+        liked_as_seeds: bool = False,
     ) -> None:
         self.base, self.features, self.use_base, self.calibrate = base, features, use_base, calibrate
-        self.learns = learns
+        self.learns, self.liked_as_seeds = learns, liked_as_seeds
 
     def vectors(self, corpus: Corpus) -> np.ndarray[Any, Any]:
         return corpus.mixed if self.features == "mixed" else corpus.emb
@@ -229,6 +230,9 @@ class System:
     def scores(
         self, corpus: Corpus, day: Sequence[int], profile: Profile, seeds: Sequence[int], reader: Reader
     ) -> tuple[Scores, learn.ReaderModel | None]:
+        if self.liked_as_seeds:
+            liked = [corpus.entries[r].id for r in reader.liked]
+            profile = learn.with_liked_seeds(profile, Feedback(liked=tuple(liked)))
         base = self.base([corpus.entries[r] for r in day], profile)
         if not self.learns:
             return base, None
@@ -294,6 +298,7 @@ def evaluate(which: str, kind: str, draws: int, base_factory: Callable[[Sequence
         "model alone": System(base, use_base=False),
         "ours + lexical features": System(base, features="mixed"),
         "ours + calibrate (21/day)": System(base, calibrate=True),
+        "ours + liked as lexical seeds": System(base, liked_as_seeds=True),
     }
     results: dict[str, list[list[float]]] = {}
     used: list[str] = []

@@ -27,13 +27,13 @@ import hashlib
 import json
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
 from scipy import optimize  # type: ignore[import-untyped]
 
-from .types import Feedback
+from .types import Feedback, Profile
 
 Matrix = npt.NDArray[np.float32]
 Vector = npt.NDArray[np.float32]
@@ -132,6 +132,20 @@ def rated_vectors(feedback: Feedback, vectors: Mapping[str, npt.ArrayLike], dim:
         return np.vstack([np.asarray(vectors[i], dtype=np.float32).reshape(1, -1) for i in ids])
 
     return RatedVectors(tuple(liked), stack(liked), tuple(disliked), stack(disliked))
+
+
+def with_liked_seeds(profile: Profile, feedback: Feedback | None = None, limit: int = 50) -> Profile:
+    """*profile* with its newest liked papers (at most *limit*) added to its seed papers, for the lexical Index.
+
+    The Index resolves a seed from its entries or from the ``seeds`` mapping
+    it is given (the store's older entries), by entry id or arXiv id.
+    """
+    liked = (profile.feedback if feedback is None else feedback).liked
+    if not liked:
+        return profile
+    ids = [i.removeprefix("arxiv:") for i in liked[-limit:]]  # ``papers`` holds bare arXiv ids
+    papers = tuple(dict.fromkeys([*profile.interests.papers, *ids]))
+    return replace(profile, interests=replace(profile.interests, papers=papers))
 
 
 def fit(

@@ -179,3 +179,22 @@ def test_calibration_pick_is_an_unrated_candidate_below_the_shown_ones() -> None
     assert learn.calibration_pick(blended, None, entries, rated=rated) == next(r for r in top[20:] if r not in rated)
     # Nothing left to ask about.
     assert learn.calibration_pick(np.full(10, -np.inf), model, entries[:10]) is None
+
+
+def test_liked_papers_become_seed_papers_for_the_lexical_index() -> None:
+    from datetime import time
+
+    from newsletter.types import Interests, Profile
+
+    p = Profile(
+        id="ada",
+        email="ada@example.org",
+        name="Ada",
+        timezone="UTC",
+        send_at=time(7),
+        frequency="daily",
+        interests=Interests(papers=("2401.00001",)),
+        feedback=Feedback(liked=("arxiv:2401.00001", "arxiv:2510.19702"), disliked=("arxiv:2402.00001",)),
+    )
+    assert learn.with_liked_seeds(p).interests.papers == ("2401.00001", "2510.19702")
+    assert learn.with_liked_seeds(p, Feedback()) is p
