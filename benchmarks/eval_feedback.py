@@ -25,7 +25,11 @@ Methods, all in the same run on the same draws:
 
 * ``profile, no ratings``: the base ranker alone (the same profile, ignoring ratings);
 * ``ours``: :func:`newsletter.learn.blend` of the base ranker with the reader's
-  model (logistic regression / Rocchio on MiniLM embeddings) - the shipped design;
+  model (logistic regression / Rocchio on MiniLM embeddings; the profile's seed
+  papers and its phrases embedded as one sentence count as liked papers) - the shipped design;
+* ``ours without the phrases' vector``: the same, the model trained on ratings and seeds only;
+* ``ours + liked as lexical seeds``: the liked papers also seed the lexical Index
+  (:func:`newsletter.learn.with_liked_seeds`);
 * ``model alone``: the same model without the explicit interests;
 * ``ours + lexical features``: the model on MiniLM (+) the TF-IDF row (each half);
 * ``ours + calibrate``: ours, plus one calibration pick rated per day (21 ratings a day);
@@ -132,6 +136,17 @@ class Corpus:
     vectorizer: Any
     mixed: np.ndarray[Any, Any]
     """MiniLM and TF-IDF side by side (dense), each half scaled by 1/sqrt(2): unit rows again."""
+    embedder: Any
+    queries: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
+
+    def query_vector(self, profile: Profile) -> np.ndarray[Any, Any]:
+        """The reader's phrases embedded as one sentence (as the semantic ranker caches it); none: 0 rows."""
+        text = ", ".join(k.text for k in profile.interests.keywords)
+        if not text:
+            return np.zeros((0, self.emb.shape[1]), dtype=np.float32)
+        if text not in self.queries:
+            self.queries[text] = np.asarray(self.embedder.embed([text]), dtype=np.float32)
+        return self.queries[text]
 
 
 def build_corpus(entries: list[Entry]) -> Corpus:
@@ -164,7 +179,8 @@ def build_corpus(entries: list[Entry]) -> Corpus:
     )
     tfidf = vectorizer.fit_transform([f"{e.title} | {e.summary}" for e in entries])
     mixed = np.hstack([np.asarray(emb), tfidf.toarray()]).astype(np.float32) / math.sqrt(2.0)
-    return Corpus(entries, {e.id: i for i, e in enumerate(entries)}, np.asarray(emb), tfidf, vectorizer, mixed)
+    row = {e.id: i for i, e in enumerate(entries)}
+    return Corpus(entries, row, np.asarray(emb), tfidf, vectorizer, mixed, embedder)
 
 
 def precision(scores: Scores, day: Sequence[int], corpus: Corpus, relevant: frozenset[str]) -> float:
@@ -216,16 +232,25 @@ class System:
         calibrate: bool = False,
         learns: bool = True,
         liked_as_seeds: bool = False,
+        query_positive: bool = True,
     ) -> None:
         self.base, self.features, self.use_base, self.calibrate = base, features, use_base, calibrate
-        self.learns, self.liked_as_seeds = learns, liked_as_seeds
+        self.learns, self.liked_as_seeds, self.query_positive = learns, liked_as_seeds, query_positive
 
     def vectors(self, corpus: Corpus) -> np.ndarray[Any, Any]:
         return corpus.mixed if self.features == "mixed" else corpus.emb
 
-    def model(self, corpus: Corpus, seeds: Sequence[int], reader: Reader) -> learn.ReaderModel | None:
+    def model(self, corpus: Corpus, profile: Profile, seeds: Sequence[int], reader: Reader) -> learn.ReaderModel | None:
         x = self.vectors(corpus)
-        return learn.fit(x[reader.liked], x[reader.disliked], seeds=x[list(seeds)])
+        positives = x[list(seeds)]
+        if self.query_positive:  # the phrases' vector counts as one liked paper
+            q = corpus.query_vector(profile)
+            if self.features == "mixed" and len(q):
+                text = ", ".join(k.text for k in profile.interests.keywords)
+                lexical = corpus.vectorizer.transform([text]).toarray()
+                q = np.hstack([q, lexical]).astype(np.float32) / math.sqrt(2.0)
+            positives = np.vstack([positives, q])
+        return learn.fit(x[reader.liked], x[reader.disliked], seeds=positives)
 
     def scores(
         self, corpus: Corpus, day: Sequence[int], profile: Profile, seeds: Sequence[int], reader: Reader
@@ -236,7 +261,7 @@ class System:
         base = self.base([corpus.entries[r] for r in day], profile)
         if not self.learns:
             return base, None
-        model = self.model(corpus, seeds, reader)
+        model = self.model(corpus, profile, seeds, reader)
         x = self.vectors(corpus)[list(day)]
         if not self.use_base:
             if model is None:
@@ -299,6 +324,7 @@ def evaluate(which: str, kind: str, draws: int, base_factory: Callable[[Sequence
         "ours + lexical features": System(base, features="mixed"),
         "ours + calibrate (21/day)": System(base, calibrate=True),
         "ours + liked as lexical seeds": System(base, liked_as_seeds=True),
+        "ours without the phrases' vector": System(base, query_positive=False),
     }
     results: dict[str, list[list[float]]] = {}
     used: list[str] = []

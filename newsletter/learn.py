@@ -28,6 +28,7 @@ import json
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -309,29 +310,31 @@ def blend_many(
     if len(rows) == 0:
         return base
     e = np.asarray(entry_vectors, dtype=np.float32)
-    w = np.asarray(weights, dtype=np.float32)[rows]
-    model = (w @ e.T).astype(np.float64)
-    model += np.asarray(biases, dtype=np.float64)[rows, None]
-    sub = base[rows]
+    w = np.asarray(weights, dtype=np.float32)
+    every = len(rows) == len(a)  # the common case: no fancy-index copies
+    sub = base if every else base[rows]
+    model = (w if every else w[rows]) @ e.T
+    model += np.asarray(biases, dtype=np.float32)[rows, None]
     finite = np.isfinite(sub)
-    zb = _zscore(sub, finite)
-    zm = _zscore(model, finite)
+    _standardise(sub, finite)
+    _standardise(model, finite)
     share = a[rows, None]
-    mixed = (1.0 - share) * zb + share * zm
-    mixed[~finite] = -np.inf
-    base[rows] = mixed
+    sub *= 1.0 - share
+    sub += share * model  # -inf + a finite number stays -inf: exclusions still veto
+    if not every:
+        base[rows] = sub
     return base
 
 
-def _zscore(x: npt.NDArray[np.float64], finite: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
-    """Per row, (x - mean) / std over the finite cells; 0 where the row is constant or not finite."""
+def _standardise(x: npt.NDArray[np.floating[Any]], finite: npt.NDArray[np.bool_]) -> None:
+    """Per row, in place, (x - mean) / std over the finite cells (std 1 for a constant row); -inf stays -inf."""
     count = np.maximum(finite.sum(axis=1, keepdims=True), 1)
-    clean = np.where(finite, x, 0.0)
-    mean = clean.sum(axis=1, keepdims=True) / count
-    dev = np.where(finite, clean - mean, 0.0)
-    std = np.sqrt((dev * dev).sum(axis=1, keepdims=True) / count)
+    mean = np.sum(x, axis=1, where=finite, keepdims=True) / count
+    x -= mean
+    var = np.sum(np.square(x, where=finite, out=np.zeros_like(x)), axis=1, keepdims=True) / count
+    std = np.sqrt(var)
     std[std == 0] = 1.0
-    return np.asarray(dev / std, dtype=np.float64)
+    x /= std
 
 
 def blend(base: npt.ArrayLike, model: ReaderModel | None, entry_vectors: npt.ArrayLike) -> npt.NDArray[np.float64]:
