@@ -247,26 +247,49 @@ class ModelCache:
         feedback: Feedback,
         vectors: Mapping[str, npt.ArrayLike],
         seeds: Sequence[str] = (),
+        query: npt.ArrayLike | None = None,
     ) -> ReaderModel | None:
-        """*reader*'s model for *feedback* (and seed paper ids), trained now if they changed since the last call.
+        """*reader*'s model for *feedback*, trained now if anything it depends on changed since the last call.
 
         *vectors* must hold the rated and seed papers' embeddings (the store's).
+        *seeds* are the profile's seed paper ids and *query* its phrases
+        embedded as one sentence (1 x dim, or None): both count as liked
+        papers in the fit, not as ratings.
         """
-        key = ratings_key(feedback, self.salt, seeds)
+        q = np.zeros((0, 0), dtype=np.float32) if query is None else np.asarray(query, dtype=np.float32)
+        key = ratings_key(feedback, self.salt, (*seeds, hashlib.sha256(q.tobytes()).hexdigest()))
         hit = self._models.get(reader)
         if hit is not None and hit[0] == key:
             return hit[1]
         dim = next((len(np.asarray(v).ravel()) for v in vectors.values()), 384)
         rated = rated_vectors(feedback, vectors, dim)
         seed_rows = rated_vectors(Feedback(liked=tuple(i for i in seeds if i not in rated.liked_ids)), vectors, dim)
-        model = fit(rated.liked, rated.disliked, seeds=seed_rows.liked)
+        positives = np.vstack([seed_rows.liked, q.reshape(-1, dim)]) if q.size else seed_rows.liked
+        model = fit(rated.liked, rated.disliked, seeds=positives)
         self.fits += 1
         self._models[reader] = (key, model)
         return model
 
-    def put(self, reader: str, feedback: Feedback, model: ReaderModel | None, seeds: Sequence[str] = ()) -> None:
-        """Fill the cache with a model loaded from the store."""
-        self._models[reader] = (ratings_key(feedback, self.salt, seeds), model)
+    def put(self, reader: str, key: str, model: ReaderModel | None) -> None:
+        """Fill the cache with a model loaded from the store, under the :meth:`key` it was stored with."""
+        self._models[reader] = (key, model)
+
+    def key(self, reader: str) -> str | None:
+        """The key of *reader*'s cached model (to store it next to its blob), or None."""
+        hit = self._models.get(reader)
+        return hit[0] if hit else None
+
+
+def closest_liked(rated: RatedVectors, entry_vectors: npt.ArrayLike) -> list[tuple[str, float]]:
+    """For each row of *entry_vectors* (the winners only), the liked paper it is closest to and the cosine.
+
+    For the reason ``like "<title>" that you liked``; empty without liked papers.
+    """
+    if not rated.liked_ids:
+        return []
+    sims = np.asarray(entry_vectors, dtype=np.float32) @ rated.liked.T
+    best = sims.argmax(axis=1)
+    return [(rated.liked_ids[int(j)], float(sims[i, j])) for i, j in enumerate(best)]
 
 
 def model_weight(ratings: int) -> float:

@@ -127,6 +127,17 @@ def test_cache_hit_when_ratings_did_not_change_retrain_when_they_did() -> None:
     assert taken_back is None and cache.fits == 4
     with_seed = cache.get("ada", Feedback(), vectors, seeds=("arxiv:2501.00005",))
     assert with_seed is None and cache.fits == 5  # seeds change the key; alone they train nothing
+    query = vecs[9:10]
+    with_query = cache.get("ada", fb, vectors, query=query)
+    assert with_query is not None and with_query.seeds == 1 and cache.fits == 6
+    assert cache.get("ada", fb, vectors, query=query.copy()) is with_query and cache.fits == 6
+    # A model from the store fills a fresh cache under its key: no fit.
+    key = cache.key("ada")
+    assert key is not None
+    fresh = learn.ModelCache(salt="test-model")
+    fresh.put("ada", key, learn.ReaderModel.from_blob(with_query.to_blob()))
+    loaded = fresh.get("ada", fb, vectors, query=query)
+    assert fresh.fits == 0 and loaded is not None and np.array_equal(loaded.weights, with_query.weights)
 
 
 def test_store_blob_round_trip() -> None:
@@ -198,3 +209,14 @@ def test_liked_papers_become_seed_papers_for_the_lexical_index() -> None:
     )
     assert learn.with_liked_seeds(p).interests.papers == ("2401.00001", "2510.19702")
     assert learn.with_liked_seeds(p, Feedback()) is p
+
+
+def test_closest_liked_names_the_liked_paper_a_winner_resembles() -> None:
+    rng = np.random.default_rng(11)
+    vecs = unit(rng, 4)
+    vectors = {f"arxiv:{i}": vecs[i] for i in range(4)}
+    rated = learn.rated_vectors(Feedback(liked=("arxiv:0", "arxiv:1"), disliked=("arxiv:2",)), vectors)
+    found = learn.closest_liked(rated, np.vstack([near(vecs[1], rng, 0.1), near(vecs[0], rng, 0.1)]))
+    assert [i for i, _ in found] == ["arxiv:1", "arxiv:0"]
+    assert all(c > 0.9 for _, c in found)
+    assert learn.closest_liked(learn.rated_vectors(Feedback(), vectors), vecs) == []
