@@ -249,7 +249,8 @@ class System:
                 text = ", ".join(k.text for k in profile.interests.keywords)
                 lexical = corpus.vectorizer.transform([text]).toarray()
                 q = np.hstack([q, lexical]).astype(np.float32) / math.sqrt(2.0)
-            positives = np.vstack([positives, q])
+            if len(q):
+                positives = np.vstack([positives, q])
         return learn.fit(x[reader.liked], x[reader.disliked], seeds=positives)
 
     def scores(
