@@ -44,6 +44,7 @@ import numpy.typing as npt
 import snowballstemmer  # type: ignore[import-untyped]
 from scipy import sparse  # type: ignore[import-untyped]
 
+from . import learn
 from .embed import TextEmbedder, paper_text
 from .types import Entry, Match, Profile, Reason, ReasonKind
 
@@ -464,6 +465,8 @@ class Index:
         self._phrase_targets: dict[str, dict[int, float]] = {}
         self._sentences: dict[int, tuple[list[str], list[dict[int, float]]]] = {}
         self._similar_reasons: dict[tuple[int, str, int | None], Reason] = {}
+        self.reader_models: dict[str, learn.ReaderModel | None] = {}
+        """Per reader id, the model learned from their ratings (set by the pipeline; see :mod:`newsletter.learn`)."""
         """(row, phrase or seed, seed ref) -> its "close in meaning" reason: readers share phrases and papers."""
 
     def _semantic_index(
@@ -820,6 +823,11 @@ class Index:
         """Score one batch, rule out what each reader must not get, and pick each reader's winners."""
         scores, seed_scores, seed_sims, fused = self._scores(queries)
         self._mask(scores, batch, queries, excluded, since)
+        models = [self.reader_models.get(p.id) for p in batch] if self.reader_models else []
+        if any(m is not None for m in models) and self._semantic is not None:
+            # What the reader taught us by rating papers, blended in (learn.blend_many): exclusions stay -inf.
+            w, b, a = learn.stack_models(models, self._semantic.raw.shape[1])
+            learn.blend_many(scores, self._semantic.raw, w, b, a)
         winners = self._winners(scores, [p.max_items for p in batch])
         values = [scores[j, rows].tolist() for j, rows in enumerate(winners)]
         return _Selection(winners, values, seed_scores, seed_sims, fused)

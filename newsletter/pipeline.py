@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, cast
 
 import httpx
 
-from . import logs, site, sources
+from . import learn, logs, site, sources
 from . import match as ranking
 from . import profiles as profile_files
 from .config import Settings
@@ -54,6 +54,7 @@ from .types import (
     Match,
     Profile,
     Rating,
+    ReasonKind,
     RunReport,
     SourceResult,
     SourceState,
@@ -94,6 +95,7 @@ class App:
     clock: Clock = utcnow
     recovered: list[Delivery] = field(default_factory=list)
     _embedder: object = field(default_factory=lambda: _UNLOADED, repr=False)
+    _models: learn.ModelCache | None = field(default=None, repr=False)
 
     def close(self) -> None:
         self.sender.close()
@@ -322,8 +324,15 @@ class App:
                 cutoff = digest_since(profile, self.ledger.last_sent_at(profile.id), now)
             since[profile.id] = cutoff
             exclude[profile.id] = self.ledger.delivered_ids(profile.id) if fresh_only else set()
-        seeds = self.store.get_entries(f"arxiv:{p}" for profile, _, _ in wanted for p in profile.interests.papers)
-        ranked = index.rank_many([p for p, _, _ in wanted], now, exclude, since, seeds=seeds)
+        # What the reader taught us: liked papers act as seed papers from the first rating, disliked ones
+        # are never offered again, and with vectors a per-reader model is blended in (newsletter.learn).
+        readers = [learn.with_liked_seeds(p) if p.feedback else p for p, _, _ in wanted]
+        for p in readers:
+            if p.feedback.disliked:
+                exclude[p.id] = exclude[p.id] | set(p.feedback.disliked)
+        self._learn(readers, index)
+        seeds = self.store.get_entries(f"arxiv:{p}" for profile in readers for p in profile.interests.papers)
+        ranked = index.rank_many(readers, now, exclude, since, seeds=seeds)
         source_notes = self.source_notes()
         digests = []
         for profile, period, _ in wanted:
@@ -333,7 +342,7 @@ class App:
                 "it is used once a source lists it."
                 for p in profile_files.missing_papers(profile, known)
             )
-            picked = tuple(ranked[profile.id])
+            picked = _that_you_liked(tuple(ranked[profile.id]), profile)
             trending: tuple[Match, ...] = ()
             if profile.trending > 0:  # the day's most upvoted papers the reader did not get, in the window
                 cutoff = since[profile.id]
@@ -343,6 +352,19 @@ class App:
                 )
             digests.append(Digest(profile, period.key, period.day, picked, now, notes, trending=trending))
         return digests
+
+    def _learn(self, readers: Sequence[Profile], index: ranking.Index) -> None:
+        """Give the index each rating reader's model (trained only when their ratings changed)."""
+        embedder = self.embedder
+        rating = [p for p in readers if p.feedback]
+        if embedder is None or not rating:
+            return
+        if self._models is None:
+            self._models = learn.ModelCache(salt=embedder.name)
+        ids, matrix = self.store.embeddings([i for p in rating for i in (*p.feedback.liked, *p.feedback.disliked)])
+        vectors = {i: matrix[k] for k, i in enumerate(ids)}
+        for p in rating:
+            index.reader_models[p.id] = self._models.get(p.id, p.feedback, vectors)
 
     def source_notes(self) -> tuple[str, ...]:
         """One line per source failing twice or more in a row, for digests and feeds."""
@@ -703,6 +725,23 @@ class App:
         # Read-only (status): rows "sending" while no process holds the folder were cut off by a dead one.
         alive = not self.store.read_only or site.writer_alive(self.settings.paths.data_dir)
         return compute(self.store, self.ledger, self.settings.sources, now or self.clock(), writer_alive=alive)
+
+
+def _that_you_liked(matches: tuple[Match, ...], profile: Profile) -> tuple[Match, ...]:
+    """A seed-paper reason for a paper the reader liked reads ``like "<title>" that you liked``."""
+    liked = {i.removeprefix("arxiv:") for i in profile.feedback.liked}
+    if not liked:
+        return matches
+    out = []
+    for m in matches:
+        reasons = tuple(
+            replace(r, text=f'like "{r.detail}" that you liked')
+            if r.kind is ReasonKind.PAPER and r.term in liked and r.detail
+            else r
+            for r in m.reasons
+        )
+        out.append(replace(m, reasons=reasons) if reasons != m.reasons else m)
+    return tuple(out)
 
 
 def _profile_of(app: App, reader: str) -> Profile | None:

@@ -39,7 +39,9 @@ ALLOWED: dict[str, set[str]] = {
     "store": CORE | {"files", "sources"},
     # the shipped sentence-embedding model (onnxruntime, loaded lazily)
     "embed": {"errors"},
-    "match": CORE | {"embed"},
+    # what a reader's ratings teach: per-reader models (pure numpy/scipy)
+    "learn": CORE,
+    "match": CORE | {"embed", "learn"},
     "render": CORE,
     "delivery": CORE | {"retry", "files"},
     "ledger": CORE,
@@ -49,7 +51,7 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline": CORE
     | FETCH_ROOMS
     | {"fetch", "store", "match", "render", "delivery", "ledger", "schedule", "profiles", "logs", "site", "files"}
-    | {"health", "embed"},
+    | {"health", "embed", "learn"},
     # run health (`status`, `/healthz`) from indexed queries, without the pipeline
     "health": CORE | {"ledger", "schedule", "site", "store"},
     # the data folder's life: marker, lost state, interrupted sends (a part of the composition root)

@@ -128,3 +128,18 @@ def test_newsletter_feedback_lists_the_ratings_of_the_file(app: App, client: Tes
     assert lines[0].startswith("liked") and "2510.19702" in lines[0] and "Q-HyViT" in lines[0]
     assert "acts as a seed paper" in lines[0]
     assert lines[1].startswith("disliked  by hand") and "NUPES" in lines[1]
+
+
+def test_a_rating_changes_the_next_preview(app: App, client: TestClient) -> None:
+    """Liked papers act as seeds from the first rating, with the reason saying so; disliked ones never come back."""
+    before = app.preview("ada", days=7)
+    first = before.matches[0].entry.id
+    liked = "arxiv:2510.19702"  # Q-HyViT: post-training quantization of hybrid vision transformers
+    confirm(client, f"/rate/{app.tokens.rating('ada', liked, 'liked')}")
+    confirm(client, f"/rate/{app.tokens.rating('ada', first, 'disliked')}")
+    after = app.preview("ada", days=7)
+    assert first not in {m.entry.id for m in after.matches}, "a disliked paper is not offered again"
+    reasons = [r.text for m in after.matches for r in m.reasons]
+    assert any(r.startswith('like "Q-HyViT') and r.endswith("that you liked") for r in reasons), reasons
+    assert [m.entry.id for m in after.matches] != [m.entry.id for m in before.matches]
+    assert app._models is not None and app._models.fits == 1, "one model trained for ada's two ratings"
