@@ -360,7 +360,7 @@ class _BibParser:
         if limit == pos + MAX_VALUE:
             raise _Bad(f"a value longer than {MAX_VALUE:,} characters (a missing {close!r}?)", limit)
         if limit < len(self.text):
-            raise _Bad(f"a new record starts at line {self.line(limit)} before this value's {close!r}", limit)
+            raise _Bad(f"a missing {close!r}: the record at line {self.line(limit)} starts inside this value", limit)
         raise _Bad(f"the file ends inside a value (a missing {close!r}?)", limit)
 
 

@@ -103,7 +103,7 @@ class InterestsFile(_Strict):
         default=None,
         min_length=1,
         max_length=255,
-        description='Seed from your reference library: a BibTeX (.bib), RIS (.ris) or Zotero CSV export, '
+        description="Seed from your reference library: a BibTeX (.bib), RIS (.ris) or Zotero CSV export, "
         'next to this file, e.g. "library.bib".',
     )
 
