@@ -9,6 +9,10 @@ line without a traceback.
     NewsletterError
     ├── ConfigError            newsletter.toml is missing, unreadable or invalid
     ├── ProfileError           one profile file is invalid (file, line, fix)
+    │   └── LibraryError       a reader's reference library (papers_from) or one record in it
+    ├── SeedError              one seed paper cannot be used
+    │   ├── MalformedIdError   the text is not an arXiv id
+    │   └── UnknownPaperError  arXiv has no paper with that id
     ├── StoreError             the data folder cannot be used
     │   ├── StoreCorruptError  a database file exists but cannot be read
     │   └── StoreLockedError   another process is writing to the data folder
@@ -53,6 +57,25 @@ class ProfileError(NewsletterError):
         """The first offending line, for editors; None when it cannot be known."""
         self.detail = "; ".join(m for _, m in self.problems)
         super().__init__("\n".join(f"{self.path}" + (f" line {n}" if n else "") + f": {m}" for n, m in self.problems))
+
+
+class LibraryError(ProfileError):
+    """A reader's reference library (``papers_from``) cannot be read, or one record in it is bad.
+
+    Like :class:`ProfileError` it names the file (the library) and the line of the record.
+    """
+
+
+class SeedError(NewsletterError):
+    """One seed paper cannot be used; the reader's other seeds still count."""
+
+
+class MalformedIdError(SeedError):
+    """The text is not an arXiv id (``2402.15627`` or ``hep-th/9901001``)."""
+
+
+class UnknownPaperError(SeedError):
+    """arXiv answered that it has no paper with this id."""
 
 
 class StoreError(NewsletterError):

@@ -74,6 +74,7 @@ EXAMPLES = {
     "authors": 'authors = ["Tri Dao"]',
     "categories": 'categories = ["cs.LG"]',
     "papers": 'papers = ["2402.15627"]',
+    "papers_from": 'papers_from = "library.bib"',
     "text": 'text = "FP8 training"',
     "weight": "weight = 2",
 }
@@ -100,6 +101,23 @@ class InterestsFile(_Strict):
     papers: list[str] = Field(
         default_factory=list, max_length=MAX_PAPERS, description='Seed papers by arXiv id: "more like these".'
     )
+    papers_from: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Seed from your reference library: a BibTeX (.bib), RIS (.ris) or Zotero CSV export, "
+        'next to this file, e.g. "library.bib".',
+    )
+
+    @field_validator("papers_from")
+    @classmethod
+    def _library_path(cls, value: str | None) -> str | None:
+        if value is not None and (Path(value).is_absolute() or ".." in Path(value).parts or "\0" in value):
+            raise ValueError(
+                f"{value!r} must be a file in the profiles folder, named relative to this file, "
+                'e.g. papers_from = "library.bib"'
+            )
+        return value
 
     @field_validator("categories")
     @classmethod
@@ -125,9 +143,9 @@ class InterestsFile(_Strict):
 
     @model_validator(mode="after")
     def _not_empty(self) -> InterestsFile:
-        if not (self.keywords or self.authors or self.categories or self.papers):
+        if not (self.keywords or self.authors or self.categories or self.papers or self.papers_from):
             raise ValueError(
-                "interests are empty: add at least one of keywords, authors, categories or papers, "
+                "interests are empty: add at least one of keywords, authors, categories, papers or papers_from, "
                 'e.g. keywords = ["mixture of experts"]'
             )
         return self
@@ -315,6 +333,7 @@ def _to_profile(m: ProfileFile, reader: str, path: Path) -> Profile:
             authors=tuple(m.interests.authors),
             categories=tuple(m.interests.categories),
             papers=papers,
+            papers_from=path.parent / m.interests.papers_from if m.interests.papers_from else None,
         ),
         max_items=m.max_items,
         min_score=m.min_score,

@@ -100,6 +100,21 @@ class Interests:
     categories: tuple[str, ...] = ()
     papers: tuple[str, ...] = ()
     """Seed papers by canonical arXiv id: 'more like these'."""
+    papers_from: Path | None = None
+    """A reference library to seed from (BibTeX, RIS or Zotero CSV), resolved against the profile's folder."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeedPaper:
+    """One seed as text, ready to embed or index: a looked-up arXiv paper or a library record."""
+
+    title: str
+    summary: str = ""
+    authors: tuple[str, ...] = ()
+    arxiv_id: str | None = None
+    doi: str | None = None
+    origin: str = ""
+    """Where the reader named it, for reasons and errors: ``library.bib line 12``."""
 
 
 @dataclass(frozen=True, slots=True)

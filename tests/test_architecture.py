@@ -47,11 +47,14 @@ ALLOWED: dict[str, set[str]] = {
     "ledger": CORE,
     "schedule": CORE,
     "profiles": CORE | {"_toml", "files"},
+    # seeds: arXiv API lookups through the fetcher, a reader's library file
+    "arxiv_lookup": CORE | {"fetch", "sources"},
+    "library": CORE | {"arxiv_lookup"},
     # the composition root: every stage, no surface
     "pipeline": CORE
     | FETCH_ROOMS
     | {"fetch", "store", "match", "render", "delivery", "ledger", "schedule", "profiles", "logs", "site", "files"}
-    | {"health", "embed", "learn"},
+    | {"health", "embed", "learn", "arxiv_lookup", "library"},
     # run health (`status`, `/healthz`) from indexed queries, without the pipeline
     "health": CORE | {"ledger", "schedule", "site", "store"},
     # the data folder's life: marker, lost state, interrupted sends (a part of the composition root)
