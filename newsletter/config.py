@@ -139,6 +139,10 @@ class FetchSettings(_Section):
     max_redirects: int = Field(default=5, ge=0, le=20)
     host_intervals: dict[str, float] = Field(default_factory=dict)
     """Seconds between requests per host (and its subdomains); arXiv hosts get 3 unless set here."""
+    arxiv_api: str = "https://export.arxiv.org"
+    """Where seed papers that no source lists are looked up (the arXiv API; settable for tests and mirrors)."""
+    arxiv_api_allow_private: bool = False
+    """Let the lookup reach a private or loopback `arxiv_api` host (a mirror of your own, a test server)."""
     catchup_days: int = Field(default=7, ge=0, le=60)
     """Date-addressed sources (Hugging Face): how many missed days to fetch after downtime."""
 

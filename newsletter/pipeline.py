@@ -7,6 +7,7 @@ the run goes on (as lemon24/reader's ``update_feeds_iter``).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import ChainMap
@@ -40,10 +41,11 @@ from .schedule import (
     period_of_key,
     plan,
 )
-from .store import Store
+from .store import NOT_LISTED, Store
 
 if TYPE_CHECKING:
     from .embed import TextEmbedder
+    from .library import Library
 
 from .types import (
     Delivery,
@@ -51,6 +53,7 @@ from .types import (
     DeliveryStatus,
     Digest,
     Entry,
+    EntryData,
     Match,
     Profile,
     Rating,
@@ -96,6 +99,8 @@ class App:
     recovered: list[Delivery] = field(default_factory=list)
     _embedder: object = field(default_factory=lambda: _UNLOADED, repr=False)
     _models: learn.ModelCache | None = field(default=None, repr=False)
+    _libraries: dict[str, tuple[tuple[str, int, int], Library | None]] = field(default_factory=dict, repr=False)
+    _library_entries: dict[str, Entry] = field(default_factory=dict, repr=False)
 
     def close(self) -> None:
         self.sender.close()
@@ -148,8 +153,56 @@ class App:
         # it left the store must still not be offered twice.
         self.ledger.prune(now - timedelta(days=LEDGER_RETENTION_FACTOR * self.settings.fetch.retention_days))
         logs.log_sources(results)
+        self.look_up_seeds(profile_files.load_profiles(self.settings.paths.profiles_dir, self.store.cached_profile))
         self.embed_new()
         return results
+
+    def look_up_seeds(self, loaded: profile_files.LoadResult) -> int:
+        """Seed papers (``papers = [...]``, and library records with an arXiv id but no abstract) that no
+        source listed, looked up once through the arXiv API and kept in the store; returns how many."""
+        from .arxiv_lookup import ArxivLookup, MemoryCache
+
+        wanted = {p for profile in loaded.profiles for p in profile.interests.papers}
+        for profile in loaded.profiles:
+            library = self._library(profile)
+            if library is not None:
+                wanted |= {r.arxiv_id for r in library.records if r.arxiv_id and not r.abstract}
+        known = self.store.get_entries(f"arxiv:{p}" for p in wanted)
+        missing = sorted(p for p in wanted if f"arxiv:{p}" not in known)
+        if not missing:
+            return 0
+        f = self.settings.fetch
+        lookup = ArxivLookup(self.fetcher, MemoryCache(), base=f.arxiv_api, allow_private=f.arxiv_api_allow_private)
+        results = lookup.lookup(missing)
+        now = self.clock()
+        found = [sources.merge(None, r.paper, now) for r in results.values() if r.ok and isinstance(r.paper, EntryData)]
+        for r in results.values():
+            if not r.ok:
+                log.warning("seed paper %s: %s", r.asked, r.error, extra={"event": "seeds"})
+        return self.store.put_looked_up(found)
+
+    def _library(self, profile: Profile) -> Library | None:
+        """The reader's reference library (``papers_from``), read once per file version; None without one."""
+        path = profile.interests.papers_from
+        if path is None:
+            return None
+        from .library import read_library
+
+        try:
+            stat = path.stat()
+        except OSError:
+            stat = None
+        key = (str(path), stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
+        cached = self._libraries.get(key[0])
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            library = read_library(path, self.settings.paths.profiles_dir)
+        except NewsletterError as e:
+            log.warning("%s", e, extra={"event": "seeds"})
+            library = None
+        self._libraries[key[0]] = (key, library)
+        return library
 
     # -- meaning: the sentence-embedding model ---------------------------------------
 
@@ -326,12 +379,13 @@ class App:
             exclude[profile.id] = self.ledger.delivered_ids(profile.id) if fresh_only else set()
         # What the reader taught us: liked papers act as seed papers from the first rating, disliked ones
         # are never offered again, and with vectors a per-reader model is blended in (newsletter.learn).
-        readers = [learn.with_liked_seeds(p) if p.feedback else p for p, _, _ in wanted]
+        readers = [self._with_library(learn.with_liked_seeds(p) if p.feedback else p) for p, _, _ in wanted]
         for p in readers:
             if p.feedback.disliked:
                 exclude[p.id] = exclude[p.id] | set(p.feedback.disliked)
         self._learn(readers, index)
         seeds = self.store.get_entries(f"arxiv:{p}" for profile in readers for p in profile.interests.papers)
+        seeds.update(self._library_entries)
         ranked = index.rank_many(readers, now, exclude, since, seeds=seeds)
         source_notes = self.source_notes()
         digests = []
@@ -352,6 +406,26 @@ class App:
                 )
             digests.append(Digest(profile, period.key, period.day, picked, now, notes, trending=trending))
         return digests
+
+    def _with_library(self, profile: Profile) -> Profile:
+        """*profile* with its library's records as seed papers: arXiv ones by id (looked up at fetch time),
+        the others as text (``library:<hash>`` entries the Index embeds once)."""
+        library = self._library(profile)
+        if library is None:
+            return profile
+        ids: list[str] = []
+        for r in library.records:
+            if r.arxiv_id:
+                ids.append(r.arxiv_id)
+            elif r.title:
+                key = "library:" + hashlib.sha256(f"{r.title}\0{r.abstract}".encode()).hexdigest()[:16]
+                self._library_entries.setdefault(
+                    key,
+                    Entry(key, r.title, r.abstract or "", "", NOT_LISTED, authors=tuple(r.authors)),
+                )
+                ids.append(key)
+        papers = tuple(dict.fromkeys([*profile.interests.papers, *ids]))
+        return replace(profile, interests=replace(profile.interests, papers=papers))
 
     def _learn(self, readers: Sequence[Profile], index: ranking.Index) -> None:
         """Give the index each rating reader's model (trained only when their ratings changed)."""

@@ -33,6 +33,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,8 @@ _CHUNK = 500
 _DECODED = 8192
 """Decoded entries kept per store (~25 MB): more than a month of feed items in practice."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NOT_LISTED = _EPOCH
+"""The ``first_seen`` of a paper looked up for a reader's seeds: no listing showed it, so it is never news."""
 _DAY_US = 86_400_000_000
 
 
@@ -461,10 +464,17 @@ class Store:
     def prune_entries(self, before: datetime) -> int:
         """Forget entries first seen before *before* (one ``DELETE``); returns how many."""
         with self._tx() as db:
-            return db.execute("DELETE FROM entries WHERE first_seen < ?", (_us(before),)).rowcount
+            return db.execute(
+                "DELETE FROM entries WHERE first_seen < ? AND first_seen <> ?", (_us(before), _us(NOT_LISTED))
+            ).rowcount
 
     def count_entries(self) -> int:
         return int(self._query("SELECT count(*) FROM entries")[0][0])
+
+    def put_looked_up(self, entries: Iterable[Entry]) -> int:
+        """Store papers looked up for seeds (not from a listing): dated :data:`NOT_LISTED`, so never "new"
+        in any digest's window, and kept by pruning ("looked up once ever")."""
+        return self.put_entries(replace(e, first_seen=NOT_LISTED) for e in entries)
 
     def newest_first_seen(self) -> datetime | None:
         """When the newest stored entry was first seen (None: no entries); the planner reopens skipped periods."""
