@@ -8,10 +8,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from newsletter.config import Settings, default_settings
+
+if TYPE_CHECKING:
+    from starlette.testclient import TestClient
+
+    from newsletter.pipeline import App
 
 SAMPLES = Path(str(resources.files("newsletter") / "samples"))
 DATA = Path(__file__).parent / "data"
@@ -82,3 +88,24 @@ def hf_bytes() -> bytes:
 def no_secret_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("NEWSLETTER_SECRET", raising=False)
     yield
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[App]:
+    """An app that fetched the samples and loaded the three readers (reader-page tests; a module may define its own)."""
+    from newsletter.pipeline import make_app
+
+    with make_app(settings) as a:
+        a.fetch()
+        a.load_profiles()
+        yield a
+
+
+@pytest.fixture
+def client(app: App) -> TestClient:
+    """The HTTP side of ``serve`` at the site's own base URL (forms check the Origin)."""
+    from starlette.testclient import TestClient
+
+    from newsletter.web import create_web_app
+
+    return TestClient(create_web_app(app), follow_redirects=False, base_url="http://localhost:8080")

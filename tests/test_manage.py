@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from starlette.testclient import TestClient
 
 from newsletter import manage
 from newsletter import profiles as profile_files
-from newsletter.config import Settings
-from newsletter.pipeline import App, make_app
-from newsletter.web import create_web_app
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[App]:
-    with make_app(settings) as a:
-        a.fetch()
-        a.load_profiles()
-        yield a
-
-
-@pytest.fixture
-def client(app: App) -> TestClient:
-    return TestClient(create_web_app(app), follow_redirects=False, base_url="http://localhost:8080")
+from newsletter.pipeline import App
 
 
 def fields_of(page: str) -> dict[str, str]:

@@ -8,30 +8,14 @@ in the reader's profile file, keeping their comments.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 from starlette.testclient import TestClient
 
 from newsletter import profiles as profile_files
 from newsletter.config import Settings
-from newsletter.pipeline import App, make_app
-from newsletter.web import create_web_app
+from newsletter.pipeline import App
 
 PAPER = "arxiv:2510.19702"  # Q-HyViT, in the bundled fixture
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[App]:
-    with make_app(settings) as a:
-        a.fetch()
-        a.load_profiles()
-        yield a
-
-
-@pytest.fixture
-def client(app: App) -> TestClient:
-    return TestClient(create_web_app(app), follow_redirects=False, base_url="http://localhost:8080")
 
 
 def nonce_of(page: str) -> str:
