@@ -300,7 +300,7 @@ def test_delivery_ranks_readers_in_blocks_like_one_by_one(
         app.fetch()
         readers = app.load_profiles().profiles
         now = clock()
-        index = match.Index(app.store.entries_since(now - timedelta(days=30)))
+        index = app.index(app.store.entries_since(now - timedelta(days=30)), readers)  # as delivery builds it
         expected = {
             p.id: tuple(m.entry.id for m in app.digest(p, forced_period(p, now), index, now).matches) for p in readers
         }
