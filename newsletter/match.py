@@ -874,8 +874,9 @@ class Index:
                     out[j] = picked
         return out
 
-    def _similar_reason(self, row: int, query: _Query) -> Reason | None:
-        """Which phrase or seed paper *row* is closest to in meaning, and the abstract sentence closest to it."""
+    def _similar_reason(self, row: int, query: _Query, *, quote: bool = True) -> Reason | None:
+        """Which phrase or seed paper *row* is closest to in meaning, and (with *quote*) the abstract sentence
+        closest to it."""
         sem = self._semantic
         if sem is None or not sem.present[row]:
             return None
@@ -893,6 +894,8 @@ class Index:
         if best is None:
             return None
         _, named, term, seed_ref = best
+        if not quote:
+            return Reason(ReasonKind.SIMILAR, f"close in meaning to {named}", term)
         key = (row, term, seed_ref)
         cached = self._similar_reasons.get(key)
         if cached is not None:
@@ -1254,7 +1257,8 @@ class Index:
                 if hit:
                     note = "" if hit == name else f" (you follow {name})"
                     out.append(Reason(ReasonKind.AUTHOR, f"by {hit}{note}", name, detail=hit))
-        if similar and (close := self._similar_reason(row, query)) is not None:
+        # The quoted sentence costs a search of the paper's words: only where meaning is the whole reason.
+        if similar and (close := self._similar_reason(row, query, quote=not out)) is not None:
             out.append(close)
         if seed_cosines:
             best, pid, title = max((c, pid, title) for c, (pid, title) in zip(seed_cosines, query.seeds, strict=True))
