@@ -149,6 +149,9 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening now, before uvicorn starts: a client that connects as soon as "serving on" is logged
+        # waits in the backlog instead of being refused (uvicorn listens again with its own backlog).
+        sock.listen(2048)
     except OSError as e:
         sock.close()
         raise NewsletterError(
