@@ -142,8 +142,6 @@ class _Web:
 
     async def subscribe(self, request: Request) -> Response:
         """Send the confirmation email; the answer never says whether the address already reads the digest."""
-        from urllib.parse import parse_qs
-
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import HTMLResponse
 
@@ -153,8 +151,7 @@ class _Web:
             return off
         if not _same_origin(request, self.app.settings.site.base_url):
             return HTMLResponse(_page("Not allowed", "<p>This form must be sent from its own page.</p>"), 403)
-        raw = await request.body()
-        fields = {k: v[0] for k, v in parse_qs(raw[:8192].decode("utf-8", "replace")).items()}
+        fields = _fields(await request.body(), 8192)
         if not self.app.tokens.check_form(fields.get("nonce", ""), SUBSCRIBE_FORM):
             return HTMLResponse(_page("Please reload", "<p>Open the sign-up page again.</p>"), 400)
         address = request.client.host if request.client else "?"
@@ -228,8 +225,6 @@ class _Web:
         return HTMLResponse(_page("Confirm", body), headers=_NO_STORE)
 
     async def confirm(self, request: Request) -> Response:
-        from urllib.parse import parse_qs
-
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import HTMLResponse
 
@@ -239,8 +234,7 @@ class _Web:
         found = self.app.tokens.check_subscription(token)
         if found is None:
             return _bad_token()
-        raw = await request.body()
-        fields = {k: v[0] for k, v in parse_qs(raw[:4096].decode("utf-8", "replace")).items()}
+        fields = _fields(await request.body(), 4096)
         if not self.app.tokens.check_form(fields.get("nonce", ""), token):
             return HTMLResponse(_page("Please use the button", "<p>Open the link in the email again.</p>"), 400)
         await run_in_threadpool(self._create_reader, *found)
@@ -330,8 +324,6 @@ class _Web:
 
     async def manage(self, request: Request) -> Response:
         """Save (or preview) the submitted settings: validated like `profiles check`, refused if the file changed."""
-        from urllib.parse import parse_qs
-
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import HTMLResponse
 
@@ -345,7 +337,7 @@ class _Web:
         raw = await request.body()
         if len(raw) > MAX_FORM_BYTES:
             return HTMLResponse(_page("Too long", "<p>The form is too long; shorten your lists.</p>"), 413)
-        fields = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        fields = _fields(raw, MAX_FORM_BYTES)
         if not self.app.tokens.check_form(fields.get("nonce", ""), token, max_age=MANAGE_FORM_AGE):
             body = "<p>This page is too old: open the link in your digest again.</p>"
             return HTMLResponse(_page("Please reload", body), status_code=400, headers=_NO_STORE)
@@ -475,8 +467,6 @@ class _Web:
 
     async def rate(self, request: Request) -> Response:
         """Confirm (or undo) a rating: needs the form nonce of a page shown in the last hour."""
-        from urllib.parse import parse_qs
-
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import HTMLResponse
 
@@ -488,17 +478,15 @@ class _Web:
             return _bad_token()
         if not _same_origin(request, self.app.settings.site.base_url):
             return HTMLResponse(_page("Not allowed", "<p>This form must be sent from its own page.</p>"), 403)
-        raw = await request.body()
-        form = parse_qs(raw[:4096].decode("utf-8", "replace"))
-        nonce = (form.get("nonce") or [""])[0]
-        if not self.app.tokens.check_form(nonce, token):
+        form = _fields(await request.body(), 4096)
+        if not self.app.tokens.check_form(form.get("nonce", ""), token):
             return HTMLResponse(
                 _page("Please use the button", "<p>Open the link in your digest again and press the button.</p>"),
                 status_code=400,
                 headers=_NO_STORE,
             )
         reader, entry_id, choice = found
-        undo = (form.get("undo") or [""])[0] == "1"
+        undo = form.get("undo") == "1"
         profile = _profile(self.app, reader)
         if profile is None or profile.path is None:
             return _bad_token()
@@ -714,6 +702,13 @@ def health(app: App) -> dict[str, Any]:
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _fields(raw: bytes, limit: int) -> dict[str, str]:
+    """A urlencoded form body (at most *limit* bytes) as ``{name: first value}``; the pages' forms only."""
+    from urllib.parse import parse_qs
+
+    return {k: v[0] for k, v in parse_qs(raw[:limit].decode("utf-8", "replace"), keep_blank_values=True).items()}
 
 
 def _same_origin(request: Request, base_url: str) -> bool:
