@@ -517,14 +517,18 @@ class _Web:
         address = f" to {profile.email}" if profile is not None else ""
         return html.escape(f"{self.app.settings.site.title}{address}")
 
+    def _reader_of(self, token: str) -> str | None:
+        """The reader an unsubscribe/pause token names (following renames), or None for a bad token."""
+        reader = self.app.tokens.check_unsubscribe(token)
+        return self.app.ledger.resolve(reader) if reader is not None else None
+
     def unsubscribe_page(self, request: Request) -> Response:
         from starlette.responses import HTMLResponse
 
         token = str(request.path_params["token"])
-        reader = self.app.tokens.check_unsubscribe(token)
+        reader = self._reader_of(token)
         if reader is None:
             return _bad_token()
-        reader = self.app.ledger.resolve(reader)
         action = html.escape(str(request.url.path))
         pause_action = html.escape(f"/pause/{token}")
         body = (
@@ -540,10 +544,9 @@ class _Web:
     def unsubscribe(self, request: Request) -> Response:
         from starlette.responses import HTMLResponse
 
-        reader = self.app.tokens.check_unsubscribe(str(request.path_params["token"]))
+        reader = self._reader_of(str(request.path_params["token"]))
         if reader is None:
             return _bad_token()
-        reader = self.app.ledger.resolve(reader)
         try:
             with self._write:
                 pause(self.app, reader)
@@ -561,10 +564,9 @@ class _Web:
         from starlette.responses import HTMLResponse
 
         token = str(request.path_params["token"])
-        reader = self.app.tokens.check_unsubscribe(token)
+        reader = self._reader_of(token)
         if reader is None:
             return _bad_token()
-        reader = self.app.ledger.resolve(reader)
         action = html.escape(str(request.url.path))
         body = (
             f"<p>Pause the digest <strong>{self._who(reader)}</strong> for a week? Mail resumes by itself.</p>"
@@ -579,10 +581,9 @@ class _Web:
 
         from .schedule import local_day
 
-        reader = self.app.tokens.check_unsubscribe(str(request.path_params["token"]))
+        reader = self._reader_of(str(request.path_params["token"]))
         if reader is None:
             return _bad_token()
-        reader = self.app.ledger.resolve(reader)
         profile = _safe_profile(self.app, reader)
         if profile is None or profile.path is None:
             return HTMLResponse(
