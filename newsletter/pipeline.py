@@ -14,7 +14,6 @@ from collections import ChainMap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -55,9 +54,11 @@ from .types import (
     Entry,
     EntryData,
     Match,
+    Outgoing,
     Profile,
     Rating,
     ReasonKind,
+    Receipt,
     RunReport,
     SourceResult,
     SourceState,
@@ -640,7 +641,7 @@ class App:
         if not self.ledger.claim(profile.id, period, ids, self.sender.name, now):
             return DeliveryResult(profile.id, DeliveryStatus.SENDING, period, detail="claimed by another run")
         try:
-            provider_id = self.sender.send(message)
+            receipt = self.sender.send(message)
         except AmbiguousDeliveryError as e:
             self.ledger.mark_uncertain(profile.id, period, str(e), self.clock())
             guard.record(auth_failed=False)
@@ -653,15 +654,14 @@ class App:
         self.ledger.mark_sent(
             profile.id,
             period,
-            provider_id,
+            receipt.message_id,
             self.clock(),
             items,
             keep=self.settings.feed.items,
             covers=covers.key if covers is not None else None,
         )
         guard.record(auth_failed=False)
-        path = self.sender.path_for(message) if isinstance(self.sender, OutboxSender) else None
-        return DeliveryResult(profile.id, DeliveryStatus.SENT, period, len(digest.matches), path=path)
+        return DeliveryResult(profile.id, DeliveryStatus.SENT, period, len(digest.matches), path=receipt.path)
 
     def is_paused(self, profile: Profile) -> bool:
         """:func:`schedule.is_paused` with this reader's unsubscribe record, asked fresh."""
@@ -897,7 +897,7 @@ class ReadOnlySender:
 
     name = "read-only"
 
-    def send(self, message: EmailMessage) -> str | None:
+    def send(self, message: Outgoing) -> Receipt:
         raise NewsletterError(
             "this app opened the data folder read-only and cannot send; this is a bug, please report it"
         )
