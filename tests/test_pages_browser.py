@@ -3,7 +3,12 @@
 The app's HTTP side runs on 127.0.0.1 (uvicorn in a thread, the same ASGI app
 ``serve`` runs); the browser fills the manage form, watches the live preview
 change, saves, reloads, and the test reads the profile file.  Screenshots at
-1280 and 375 px go to ``tests/artifacts/`` for a person to look at.
+1280 and 375 px go to ``tests/artifacts/`` for a person to look at, and are
+compared with ``tests/golden/screens/`` (``tests/screens.py``); the app runs on
+a fixed clock so the page shows the same papers on any date.  The digest as
+sent (outbox, and a confirmation email through aiosmtpd) is opened in the
+browser too, and its buttons clicked as a reader would: rating (issue 17) and
+joining (issue 18).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from screens import check_screenshot
 from servekit import KEYWORD, SMTPServer, free_port, make_settings, write_config, write_feed, write_reader
 
 from newsletter import profiles as profile_files
@@ -132,6 +138,8 @@ def test_a_reader_edits_their_interests_sees_the_preview_change_and_saves(
     driver.save_screenshot(str(ARTIFACTS / "manage-375.png"))  # type: ignore[attr-defined]
     width = driver.execute_script("return document.documentElement.scrollWidth")  # type: ignore[attr-defined]
     assert width <= 375, "no sideways scrolling on a phone"
+    for size in (1280, 375):  # the pictures as committed (tests/golden/screens/), within a tolerance
+        check_screenshot(ARTIFACTS / f"manage-{size}.png", f"manage-{size}")
 
 
 def _html_part(raw: bytes) -> str:
