@@ -32,6 +32,7 @@ from servekit import KEYWORD, SMTPServer, free_port, make_settings, write_config
 from newsletter import profiles as profile_files
 from newsletter.config import Settings
 from newsletter.pipeline import App, make_app
+from newsletter.types import DeliveryStatus
 from newsletter.web import create_web_app
 
 CHROMIUM = shutil.which("chromium")
@@ -221,6 +222,7 @@ def test_a_reader_rates_papers_from_the_email_they_got(site: tuple[App, str], br
     for line in original.splitlines():
         if "#" in line:
             assert line in text, f"the reader's comment line is kept: {line!r}"
+    assert f'liked = ["{liked_id.removeprefix("arxiv:")}"]' in text.split("[feedback]", 1)[1], text
     feedback = profile_files.load_profile(path).feedback
     assert feedback.liked == (liked_id,) and feedback.disliked == ()
     reasons = _liked_reasons(app)
@@ -292,7 +294,7 @@ def test_a_visitor_subscribes_and_confirms_from_the_email(tmp_path: Path, browse
             assert profile.email == "Grace.Hopper@example.org"
             assert [k.text for k in profile.interests.keywords] == [KEYWORD, "mixture of experts"]
             results = {r.reader: r for r in app.deliver(force=True)}
-            assert results["grace-hopper"].status.value == "sent" and results["grace-hopper"].items == 4
+            assert results["grace-hopper"].status is DeliveryStatus.SENT and results["grace-hopper"].items == 4
             assert f"grace-hopper/{NOW.date().isoformat()}" in smtp.digests()
         config = write_config(tmp_path, smtp.port)
         listed = CliRunner().invoke(cli, ["--config", str(config), "profiles", "list"])
