@@ -24,7 +24,7 @@ from . import match as ranking
 from . import profiles as profile_files
 from .config import Settings
 from .delivery import OutboxSender, Sender, SendGridSender, SmtpSender, Tokens, build_message, load_secret
-from .errors import AmbiguousDeliveryError, DeliveryAuthError, DeliveryError, NewsletterError
+from .errors import AmbiguousDeliveryError, DeliveryAuthError, DeliveryError, InternalError, NewsletterError
 from .fetch import Fetcher
 from .files import atomic_write
 from .ledger import FeedItem, Ledger
@@ -257,7 +257,11 @@ class App:
         wanted += [i for r in readers for i in (*r.feedback.liked, *r.feedback.disliked)]
         ids, matrix = self.store.embeddings(wanted)
         vectors = {i: matrix[k] for k, i in enumerate(ids)}
-        return ranking.Index(entries, embeddings=vectors, embedder=embedder)
+        from .embed import StoredTexts
+
+        # Readers' phrases (and seeds no store row holds) are embedded once and kept in the store.
+        kept = StoredTexts(embedder, self.store, self.clock().date())
+        return ranking.Index(entries, embeddings=vectors, embedder=kept)
 
     # -- profiles ------------------------------------------------------------------
 
@@ -548,11 +552,11 @@ class App:
             try:
                 result = self._deliver_one(digest, now, guard, covers=covers)
             except NewsletterError as e:
-                result = DeliveryResult(digest.profile.id, DeliveryStatus.FAILED, digest.period, detail=str(e))
+                result = _failed_result(digest.profile.id, digest.period, e)
             except Exception as e:  # a bug in one reader's job must not lose the others' results
                 log.exception("delivery to %s crashed", digest.profile.id)
-                result = DeliveryResult(
-                    digest.profile.id, DeliveryStatus.FAILED, digest.period, detail=f"internal error: {e!r}"
+                result = _failed_result(
+                    digest.profile.id, digest.period, InternalError(f"delivering to {digest.profile.id}", e)
                 )
             finally:
                 slots.release()
@@ -594,11 +598,11 @@ class App:
             wanted = [(d.profile, d.period, since.get(d.profile.id)) for _, d in block]
             return list(self._digests(wanted, index, now))
         except Exception as e:  # one block's failure is reported per reader; the next block still runs
+            error = e if isinstance(e, NewsletterError) else InternalError(f"ranking {len(block)} readers", e)
             if not isinstance(e, NewsletterError):
                 log.exception("ranking a block of %d readers crashed", len(block))
-            detail = str(e) if isinstance(e, NewsletterError) else f"internal error: {e!r}"
             for i, d in block:
-                results[i] = _logged(DeliveryResult(d.profile.id, DeliveryStatus.FAILED, d.period.key, detail=detail))
+                results[i] = _logged(_failed_result(d.profile.id, d.period.key, error))
             return [None] * len(block)
 
     def _deliver_one(
@@ -645,11 +649,11 @@ class App:
         except AmbiguousDeliveryError as e:
             self.ledger.mark_uncertain(profile.id, period, str(e), self.clock())
             guard.record(auth_failed=False)
-            return DeliveryResult(profile.id, DeliveryStatus.UNCERTAIN, period, detail=str(e))
+            return DeliveryResult(profile.id, DeliveryStatus.UNCERTAIN, period, detail=str(e), error=e)
         except DeliveryError as e:
             self.ledger.mark_failed(profile.id, period, str(e), self.clock(), retry=e.retry_later)
             guard.record(auth_failed=isinstance(e, DeliveryAuthError))
-            return DeliveryResult(profile.id, DeliveryStatus.FAILED, period, detail=str(e))
+            return _failed_result(profile.id, period, e)
         items = [FeedItem.of(m, rank) for rank, m in enumerate(digest.matches, 1)]
         self.ledger.mark_sent(
             profile.id,
@@ -826,6 +830,10 @@ def _profile_of(app: App, reader: str) -> Profile | None:
         return profile_files.load_profile(path, app.settings.paths.profiles_dir)
     except NewsletterError:
         return None
+
+
+def _failed_result(reader: str, period: str | None, error: NewsletterError) -> DeliveryResult:
+    return DeliveryResult(reader, DeliveryStatus.FAILED, period, detail=str(error), error=error)
 
 
 def _logged(result: DeliveryResult) -> DeliveryResult:

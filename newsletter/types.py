@@ -346,6 +346,9 @@ class DeliveryResult:
     """Outbox backend: where the .eml landed."""
     already: bool = False
     """True when the ledger already had this period: nothing was done now."""
+    error: Exception | None = None
+    """Why it failed or is uncertain, as the exception itself (a ``NewsletterError``; an unexpected one is an
+    ``InternalError`` whose ``__cause__`` is the original): callers can tell the kinds apart by type."""
 
 
 @dataclass(frozen=True, slots=True)
