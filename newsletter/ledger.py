@@ -255,30 +255,36 @@ class Ledger:
         return cast(T, job.result)
 
     def _commit(self, batch: list[_Write[Any]]) -> None:
-        """One transaction for *batch*: every write in its own savepoint, one COMMIT (caller holds the lock)."""
+        """One transaction for *batch*, one COMMIT (the caller holds the write lock).
+
+        No savepoint per write: every statement gives up the GIL while SQLite
+        works and must win it back from the send threads, so the group's
+        statements are kept few.  If one write raises, the whole transaction is
+        rolled back, that write gets its error, and the others run again in a
+        new transaction (they have seen nothing durable yet).
+        """
         db = self._db
         try:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                for job in batch:
-                    db.execute("SAVEPOINT one")
-                    try:
-                        job.result = job.op(db)
-                    except Exception as e:  # this write's own failure: undo it alone
-                        if not db.in_transaction:  # SQLite rolled everything back (a full disk): the group fails
-                            raise
-                        db.execute("ROLLBACK TO one")
-                        job.error = self._error(e) if isinstance(e, sqlite3.Error) else e
-                    db.execute("RELEASE one")
-                db.execute("COMMIT")
-            except BaseException as e:
-                with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already (disk full)
-                    db.execute("ROLLBACK")
-                failed: BaseException = self._error(e) if isinstance(e, sqlite3.Error) else e
-                for job in batch:
-                    job.result, job.error = None, failed
-                if not isinstance(e, Exception):
-                    raise
+            db.execute("BEGIN IMMEDIATE")
+            for k, job in enumerate(batch):
+                try:
+                    job.result = job.op(db)
+                except Exception as e:  # this write's own failure: the others go again without it
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    job.error = self._error(e) if isinstance(e, sqlite3.Error) else e
+                    job.done = True
+                    self._commit(batch[:k] + batch[k + 1 :])
+                    return
+            db.execute("COMMIT")
+        except BaseException as e:
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already (disk full)
+                db.execute("ROLLBACK")
+            failed: BaseException = self._error(e) if isinstance(e, sqlite3.Error) else e
+            for job in batch:
+                job.result, job.error = None, failed
+            if not isinstance(e, Exception):
+                raise
         finally:
             for job in batch:
                 job.done = True
@@ -328,25 +334,23 @@ class Ledger:
         False if it was sent, is being sent, is uncertain, failed permanently or
         was covered by another digest.
         """
-        ids = list(entry_ids)
+        ids_json = json.dumps(list(entry_ids))
         stamp = now.isoformat()
 
         def op(db: sqlite3.Connection) -> bool:
-            row = db.execute(
-                "SELECT status FROM deliveries WHERE reader = ? AND period = ?", (reader, period)
-            ).fetchone()
-            if row is not None and row[0] not in _OPEN:
-                return False
-            db.execute(
+            claimed = db.execute(
                 "INSERT INTO deliveries (reader, period, status, entry_ids, backend, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reader, period) DO UPDATE SET "
                 "status = excluded.status, entry_ids = excluded.entry_ids, backend = excluded.backend, "
-                "updated_at = excluded.updated_at, error = NULL",
-                (reader, period, DeliveryStatus.SENDING.value, json.dumps(ids), backend, stamp, stamp),
-            )
-            db.executemany(
-                "INSERT OR IGNORE INTO delivered (reader, entry_id, period, at) VALUES (?, ?, ?, ?)",
-                [(reader, i, period, stamp) for i in ids],
+                "updated_at = excluded.updated_at, error = NULL WHERE deliveries.status IN (?, ?)",
+                (reader, period, DeliveryStatus.SENDING.value, ids_json, backend, stamp, stamp, *_OPEN),
+            ).rowcount
+            if claimed != 1:
+                return False  # sent, being sent, uncertain, failed for good or covered
+            db.execute(  # one statement for every id (json_each), not one step per row
+                "INSERT OR IGNORE INTO delivered (reader, entry_id, period, at) "
+                "SELECT ?, value, ?, ? FROM json_each(?)",
+                (reader, period, stamp, ids_json),
             )
             return True
 
@@ -459,6 +463,8 @@ class Ledger:
         keep: int = 100,
         covers: str | None = None,
     ) -> None:
+        rows = json.dumps([[i.entry_id, i.score, _reasons_json(i.reasons), i.rank] for i in items or ()])
+
         def op(db: sqlite3.Connection) -> None:
             if covers is not None:
                 stamp = now.isoformat()
@@ -483,10 +489,11 @@ class Ledger:
                 (status.value, message_id, error, now.isoformat(), reader, period),
             )
             if items:
-                db.executemany(
+                db.execute(  # one statement for every item (json_each), not one step per row
                     "INSERT OR REPLACE INTO feed_items (reader, entry_id, score, reasons, at, rank) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [(reader, i.entry_id, i.score, _reasons_json(i.reasons), now.isoformat(), i.rank) for i in items],
+                    "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+                    "json_extract(value, '$[2]'), ?, json_extract(value, '$[3]') FROM json_each(?)",
+                    (reader, now.isoformat(), rows),
                 )
                 db.execute(
                     "DELETE FROM feed_items WHERE reader = ? AND entry_id NOT IN (SELECT entry_id FROM feed_items "
