@@ -324,7 +324,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="keep the data folders here")
     ap.add_argument("--reuse", action="store_true", help="with --keep: use the folders grown by an earlier run")
-    ap.add_argument("--readers", type=int, default=0, help="then the daily run for this many readers (ours)")
+    ap.add_argument(
+        "--readers", type=int, nargs="*", default=[], help="then the daily run for each of these reader counts (ours)"
+    )
     ap.add_argument("--baseline-readers", type=int, default=1000, help="readers of the release's daily run")
     ap.add_argument("--latency", type=float, default=0.1, help="SendGrid test server latency, seconds")
     args = ap.parse_args(argv)
@@ -332,13 +334,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     base = args.keep or tmp
     sys.path.insert(0, str(ROOT / "tests"))
 
-    def one(name: str, code: Path | None, embed: bool, readers: int) -> dict[str, Any]:
+    def one(name: str, code: Path | None, embed: bool, readers: list[int]) -> dict[str, Any]:
         folder = base / name
         row: dict[str, Any] = {"name": name}
         if not (args.reuse and folder.exists()):
             row = measure(name, code, folder, args.days, args.entries, embed=embed)
-        if readers:
-            row["daily"] = daily(name, code, folder, readers, args.latency)
+        row["daily"] = [daily(name, code, folder, n, args.latency) for n in readers]
         return row
 
     try:
@@ -347,7 +348,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not args.no_baseline:
             ref = args.baseline_ref or default_ref()
             code = export(ref, tmp / "release-code")
-            release = one("release", code, False, min(args.baseline_readers, args.readers))
+            release = one("release", code, False, [args.baseline_readers] if args.readers else [])
             release["ref"] = ref
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -22,13 +22,12 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from .errors import StoreCorruptError, StoreError
-from .types import Delivery, DeliveryStatus, Match, Reason, ReasonKind
+from .types import Delivery, DeliveryStatus, FeedItem, Reason, ReasonKind
 
 LEDGER_FILE = "ledger.sqlite3"
 
@@ -78,23 +77,6 @@ CREATE TABLE IF NOT EXISTS delivered (
     PRIMARY KEY (reader, entry_id)
 ) WITHOUT ROWID;
 """
-
-
-@dataclass(frozen=True, slots=True)
-class FeedItem:
-    """One match as a reader's feed shows it: the paper, its score and why."""
-
-    entry_id: str
-    score: float
-    reasons: tuple[Reason, ...]
-    at: datetime | None = None
-    """When it was sent (set when read back from the ledger)."""
-    rank: int = 0
-    """Its place in the digest (1 = top): the feed shows a digest in the order it was picked."""
-
-    @classmethod
-    def of(cls, match: Match, rank: int) -> FeedItem:
-        return cls(match.entry.id, match.score, match.reasons, rank=rank)
 
 
 def _reasons_json(reasons: Sequence[Reason]) -> str:

@@ -27,7 +27,7 @@ from .delivery import OutboxSender, Sender, SendGridSender, SmtpSender, Tokens, 
 from .errors import AmbiguousDeliveryError, DeliveryAuthError, DeliveryError, InternalError, NewsletterError
 from .fetch import Fetcher
 from .files import atomic_write
-from .ledger import FeedItem, Ledger
+from .ledger import Ledger
 from .render import ReaderLinks, Renderer, self_check
 from .schedule import (
     Due,
@@ -53,6 +53,7 @@ from .types import (
     Digest,
     Entry,
     EntryData,
+    FeedItem,
     Match,
     Outgoing,
     Profile,

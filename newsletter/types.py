@@ -246,6 +246,23 @@ class RenderedEmail:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One match as a reader's feed shows it: the paper, its score and why."""
+
+    entry_id: str
+    score: float
+    reasons: tuple[Reason, ...]
+    at: datetime | None = None
+    """When it was sent (set when read back from the ledger)."""
+    rank: int = 0
+    """Its place in the digest (1 = top): the feed shows a digest in the order it was picked."""
+
+    @classmethod
+    def of(cls, match: Match, rank: int) -> FeedItem:
+        return cls(match.entry.id, match.score, match.reasons, rank=rank)
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """One message for any backend: the rendered parts, the addresses and the headers that go with them.
 

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.ledger import FeedItem, Ledger
-from newsletter.types import DeliveryStatus
+from newsletter.ledger import Ledger
+from newsletter.types import DeliveryStatus, FeedItem
 
 NOW = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
 
@@ -112,8 +112,7 @@ def test_health_rows_are_the_last_week_and_every_uncertain_send(tmp_path: Path) 
 
 def test_the_feed_keeps_each_digest_in_pick_order_with_every_reason_field(tmp_path: Path) -> None:
     """Rank, not score, orders a digest's items (a later stage may reorder); reasons come back whole."""
-    from newsletter.ledger import FeedItem
-    from newsletter.types import Reason, ReasonKind
+    from newsletter.types import FeedItem, Reason, ReasonKind
 
     why = (Reason(ReasonKind.KEYWORD, "log", "pipeline parallelism", "abstract", ("parallelism",)),)
     ledger = Ledger(tmp_path)
