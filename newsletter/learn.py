@@ -27,6 +27,7 @@ import hashlib
 import json
 import struct
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -150,12 +151,20 @@ def with_liked_seeds(profile: Profile, feedback: Feedback | None = None, limit: 
 
 
 def fit(
-    liked: npt.ArrayLike, disliked: npt.ArrayLike, *, seeds: npt.ArrayLike | None = None, l2: float = L2
+    liked: npt.ArrayLike,
+    disliked: npt.ArrayLike,
+    *,
+    seeds: npt.ArrayLike | None = None,
+    l2: float = L2,
+    weak: npt.ArrayLike | None = None,
+    weak_weight: float = 0.0,
 ) -> ReaderModel | None:
     """A reader's model from the vectors of the papers they liked and disliked; None without ratings.
 
     *seeds* (the profile's seed papers) count as liked papers in the fit but
     not as ratings: a profile with seeds and no ratings gets no model.
+    *weak* are papers the reader could have rated and did not (weak
+    negatives): each weighs *weak_weight* of a disliked paper in the fit.
     """
     parts = [np.asarray(v, dtype=np.float64) for v in (liked, disliked, () if seeds is None else seeds)]
     dim = max((p.shape[-1] for p in parts if p.size), default=0)
@@ -168,12 +177,38 @@ def fit(
     if n_pos < MIN_PER_CLASS or n_neg < MIN_PER_CLASS:
         m = _rocchio(pos, neg)
         return ReaderModel(m.weights, 0.0, n_rated, n_neg, "rocchio", len(extra))
-    x = np.vstack([pos, neg])
-    y = np.concatenate([np.ones(n_pos), -np.ones(n_neg)])
+    soft = np.asarray(weak, dtype=np.float64).reshape(-1, dim) if weak is not None and weak_weight > 0 else None
+    soft = soft if soft is not None and len(soft) else np.zeros((0, dim))
+    x = np.vstack([pos, neg, soft])
+    y = np.concatenate([np.ones(n_pos), -np.ones(n_neg + len(soft))])
     # Class-balanced: each class carries half of the loss, however lopsided the ratings.
-    sample = np.concatenate([np.full(n_pos, 0.5 / n_pos), np.full(n_neg, 0.5 / n_neg)]) * len(y)
-    theta = _lbfgs(x, y, sample, l2, _rocchio(pos, neg).weights)
+    neg_w = np.concatenate([np.ones(n_neg), np.full(len(soft), weak_weight)])
+    sample = np.concatenate([np.full(n_pos, 0.5 / n_pos), 0.5 * neg_w / neg_w.sum()]) * (n_pos + n_neg)
+    with one_blas_thread():
+        theta = _lbfgs(x, y, sample, l2, _rocchio(pos, neg).weights)
     return ReaderModel(theta[:-1].astype(np.float32), float(theta[-1]), n_rated, n_neg, "logistic", len(extra))
+
+
+_BLAS: list[Any] = []
+"""threadpoolctl's controller, made once (it lists the loaded BLAS libraries)."""
+
+
+def one_blas_thread() -> AbstractContextManager[object]:
+    """BLAS on one thread for the duration: for this module's dense products (the blend's, the fit's).
+
+    They are small (a block of 512 readers x 384 dims x a day's entries; a fit
+    of tens of ratings), and OpenBLAS's default of one thread per core loses
+    on them as soon as the machine is busy: its threads wait for a core and
+    spin between calls, so the product takes 1.7-3x as long as on one thread
+    (measured, 2 cores, load 7-8: a block's blend 47-88 ms against 24-31 ms),
+    and the rest of the ranking is single-threaded anyway.  A limit around
+    these calls, not a process-wide setting, leaves other code's BLAS alone.
+    """
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
 
 
 def _lbfgs(
@@ -292,11 +327,11 @@ def closest_liked(rated: RatedVectors, entry_vectors: npt.ArrayLike) -> list[tup
     return [(rated.liked_ids[int(j)], float(sims[i, j])) for i, j in enumerate(best)]
 
 
-def model_weight(ratings: int) -> float:
-    """The model's share of the blended score: 0 without ratings, half at :data:`HALF_WEIGHT_AT`, capped."""
+def model_weight(ratings: int, half: float = HALF_WEIGHT_AT, cap: float = MAX_MODEL_WEIGHT) -> float:
+    """The model's share of the blended score: 0 without ratings, half at *half* ratings, at most *cap*."""
     if ratings <= 0:
         return 0.0
-    return min(MAX_MODEL_WEIGHT, ratings / (ratings + HALF_WEIGHT_AT))
+    return min(cap, ratings / (ratings + half))
 
 
 def stack_models(models: Sequence[ReaderModel | None], dim: int) -> tuple[Matrix, Vector, Vector]:
@@ -336,37 +371,53 @@ def blend_many(
     w = np.asarray(weights, dtype=np.float32)
     every = len(rows) == len(a)  # the common case: no fancy-index copies
     sub = base if every else base[rows]
-    model = (w if every else w[rows]) @ e.T
-    model += np.asarray(biases, dtype=np.float32)[rows, None]
+    # The bias is left out: it shifts a reader's row by a constant, which z-scoring takes off again.
+    with one_blas_thread():
+        model = (w if every else w[rows]) @ e.T
     finite = np.isfinite(sub)
-    _standardise(sub, finite)
-    _standardise(model, finite)
-    share = a[rows, None]
-    sub *= 1.0 - share
-    sub += share * model  # -inf + a finite number stays -inf: exclusions still veto
+    count = np.maximum(finite.sum(axis=1), 1)
+    mean_b, sd_b = _moments(np.where(finite, sub, 0.0), count)
+    model *= finite  # cells ruled out count for neither moment (and stay -inf below)
+    mean_m, sd_m = _moments(model, count)
+    # (1 - a) z(base) + a z(model) as one affine mix: x * alpha + m * beta + gamma, a few passes over the block.
+    share = a[rows]
+    alpha = (1.0 - share) / sd_b
+    beta = share / sd_m
+    gamma = -(alpha * mean_b + beta * mean_m)
+    sub *= alpha[:, None]
+    model *= beta[:, None].astype(np.float32)
+    sub += model  # -inf + a finite number stays -inf: exclusions still veto
+    sub += gamma[:, None]
     if not every:
         base[rows] = sub
     return base
 
 
-def _standardise(x: npt.NDArray[np.floating[Any]], finite: npt.NDArray[np.bool_]) -> None:
-    """Per row, in place, (x - mean) / std over the finite cells (std 1 for a constant row); -inf stays -inf."""
-    count = np.maximum(finite.sum(axis=1, keepdims=True), 1)
-    mean = np.sum(x, axis=1, where=finite, keepdims=True) / count
-    x -= mean
-    var = np.sum(np.square(x, where=finite, out=np.zeros_like(x)), axis=1, keepdims=True) / count
-    std = np.sqrt(var)
-    std[std == 0] = 1.0
-    x /= std
+def _moments(
+    x: npt.NDArray[np.floating[Any]], count: npt.NDArray[np.int_]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per row, the mean and standard deviation over *count* cells (the others are zeros in *x*); std 1 when 0."""
+    mean = np.sum(x, axis=1, dtype=np.float64) / count
+    square = np.einsum("ij,ij->i", x, x, dtype=np.float64) / count
+    std = np.sqrt(np.maximum(square - mean * mean, 0.0))
+    std[std <= 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0  # a constant row: all zeros after centring
+    return mean, std
 
 
-def blend(base: npt.ArrayLike, model: ReaderModel | None, entry_vectors: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """One reader's blended scores (see :func:`blend_many`); *base* unchanged (a copy) without a model."""
+def blend(
+    base: npt.ArrayLike, model: ReaderModel | None, entry_vectors: npt.ArrayLike, share: float | None = None
+) -> npt.NDArray[np.float64]:
+    """One reader's blended scores (see :func:`blend_many`); *base* unchanged (a copy) without a model.
+
+    *share*: the model's share instead of :func:`model_weight` of its ratings (experiments).
+    """
     scores = np.array(base, dtype=np.float64, ndmin=2)
     e = np.asarray(entry_vectors, dtype=np.float32)
     if model is None:
         return np.asarray(scores[0], dtype=np.float64)
     w, b, a = stack_models([model], e.shape[1])
+    if share is not None:
+        a[0] = share
     return np.asarray(blend_many(scores, e, w, b, a)[0], dtype=np.float64)
 
 
