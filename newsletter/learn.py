@@ -444,8 +444,18 @@ def calibration_pick(
     candidates = [r for r in order[shown:pool] if r not in taken]
     if not candidates:
         return None
-    if model is None or model.kind != "logistic":
-        return candidates[0]
-    e = np.asarray(entry_vectors, dtype=np.float32)[candidates]
-    margin = np.abs(model.score(e))
-    return candidates[int(np.argmin(margin))]
+    return candidates[most_uncertain(model, np.asarray(entry_vectors, dtype=np.float32)[candidates])]
+
+
+def most_uncertain(model: ReaderModel | None, candidates: npt.ArrayLike) -> int:
+    """Which row of *candidates* (the vectors of the unrated papers just below the cut, best first) to ask about.
+
+    Uncertainty sampling: the one the logistic model puts nearest its
+    decision boundary (probability closest to 0.5), since its rating moves
+    the model most; a Rocchio model has no boundary (and no model has no
+    view), so then the best-ranked candidate, the one nearest the cut.
+    """
+    e = np.asarray(candidates, dtype=np.float32)
+    if model is None or model.kind != "logistic" or len(e) == 0:
+        return 0
+    return int(np.argmin(np.abs(model.score(e))))

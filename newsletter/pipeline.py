@@ -57,6 +57,7 @@ from .types import (
     Match,
     Profile,
     Rating,
+    Reason,
     ReasonKind,
     RunReport,
     SourceResult,
@@ -78,6 +79,10 @@ _EMBED_CHUNK = 256
 
 _RANK_BLOCK = 512
 """Readers ranked together before their sends start: bounds the digests held in memory."""
+
+CALIBRATE_POOL = 30
+"""A "to calibrate" paper is chosen among this many candidates just below a reader's cut."""
+CALIBRATE_REASON = "to calibrate: not picked for your interests; rating it teaches your digest the most"
 
 
 def utcnow() -> datetime:
@@ -386,7 +391,9 @@ class App:
         self._learn(readers, index)
         seeds = self.store.get_entries(f"arxiv:{p}" for profile in readers for p in profile.interests.papers)
         seeds.update(self._library_entries)
-        ranked = index.rank_many(readers, now, exclude, since, seeds=seeds)
+        # A reader who asked for a "to calibrate" paper is ranked past their cut: it comes from just below.
+        wide = [replace(p, max_items=p.max_items + CALIBRATE_POOL) if p.calibrate else p for p in readers]
+        ranked = index.rank_many(wide, now, exclude, since, seeds=seeds)
         source_notes = self.source_notes()
         digests = []
         for profile, period, _ in wanted:
@@ -396,7 +403,11 @@ class App:
                 "it is used once a source lists it."
                 for p in profile_files.missing_papers(profile, known)
             )
-            picked = _that_you_liked(tuple(ranked[profile.id]), profile)
+            got = ranked[profile.id]
+            picked = _that_you_liked(tuple(got[: profile.max_items]), profile)
+            if profile.calibrate and picked:  # one more, marked: the candidate the reader's model is least sure of
+                pick = self._calibration(profile, got[profile.max_items :], index)
+                picked += (pick,) if pick is not None else ()
             trending: tuple[Match, ...] = ()
             if profile.trending > 0:  # the day's most upvoted papers the reader did not get, in the window
                 cutoff = since[profile.id]
@@ -426,6 +437,28 @@ class App:
                 ids.append(key)
         papers = tuple(dict.fromkeys([*profile.interests.papers, *ids]))
         return replace(profile, interests=replace(profile.interests, papers=papers))
+
+    def _calibration(self, profile: Profile, below: Sequence[Match], index: ranking.Index) -> Match | None:
+        """The "to calibrate" paper among the unrated candidates *below* the cut (best first), or None.
+
+        Uncertainty sampling (:func:`newsletter.learn.most_uncertain`): the
+        one the reader's model is least sure about, or without a logistic
+        model the best candidate; its first reason says why it is there.
+        """
+        rated = {*profile.feedback.liked, *profile.feedback.disliked}
+        candidates = [m for m in below if m.entry.id not in rated]
+        if not candidates:
+            return None
+        k = 0
+        model = index.reader_models.get(profile.id)
+        if model is not None and model.kind == "logistic":
+            ids, matrix = self.store.embeddings([m.entry.id for m in candidates])
+            if ids:
+                at = {i: r for r, i in enumerate(ids)}
+                candidates = [m for m in candidates if m.entry.id in at]
+                k = learn.most_uncertain(model, matrix[[at[m.entry.id] for m in candidates]])
+        chosen = candidates[k]
+        return replace(chosen, reasons=(Reason(ReasonKind.CALIBRATE, CALIBRATE_REASON), *chosen.reasons))
 
     def _learn(self, readers: Sequence[Profile], index: ranking.Index) -> None:
         """Give the index each rating reader's model (trained only when their ratings changed)."""

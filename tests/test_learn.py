@@ -220,3 +220,18 @@ def test_closest_liked_names_the_liked_paper_a_winner_resembles() -> None:
     assert [i for i, _ in found] == ["arxiv:1", "arxiv:0"]
     assert all(c > 0.9 for _, c in found)
     assert learn.closest_liked(learn.rated_vectors(Feedback(), vectors), vecs) == []
+
+
+def test_most_uncertain_is_the_candidate_nearest_the_boundary() -> None:
+    rng = np.random.default_rng(12)
+    entries = unit(rng, 40)
+    model = learn.fit(entries[:5], entries[5:15])
+    assert model is not None and model.kind == "logistic"
+    candidates = entries[15:]
+    k = learn.most_uncertain(model, candidates)
+    margins = np.abs(model.score(candidates))
+    assert margins[k] == margins.min() and k != int(np.argmax(model.score(candidates)))
+    rocchio = learn.fit(entries[:1], entries[1:2])
+    assert rocchio is not None and rocchio.kind == "rocchio"
+    assert learn.most_uncertain(rocchio, candidates) == 0, "no boundary: the best candidate, nearest the cut"
+    assert learn.most_uncertain(None, candidates) == 0
