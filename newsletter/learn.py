@@ -52,7 +52,9 @@ HALF_WEIGHT_AT = 10
 """The model gets half of the blended score at this many ratings: weight n / (n + HALF_WEIGHT_AT)."""
 MAX_MODEL_WEIGHT = 0.8
 """The explicit interests always keep at least this much of a say (1 - it)."""
-VERSION = 1
+FOLDS = 5
+"""Folds of the ratings that measure a logistic model's :attr:`ReaderModel.trust` (see :func:`fit`)."""
+VERSION = 2
 """Bumped when the fitting changes, so cached models are retrained."""
 
 
@@ -69,6 +71,9 @@ class ReaderModel:
     """``logistic`` or ``rocchio``."""
     seeds: int = 0
     """Seed papers (the profile's ``papers``) trained on as liked, beyond the ratings; they add no weight."""
+    trust: float = 1.0
+    """How well the model predicted ratings it had not seen (``2 AUC - 1`` by cross-validation, 0..1):
+    its share of the blend is scaled by it.  1 for a Rocchio model or a fit without cross-validation."""
 
     @property
     def ratings(self) -> int:
@@ -89,6 +94,7 @@ class ReaderModel:
                 "disliked": self.disliked,
                 "kind": self.kind,
                 "seeds": self.seeds,
+                "trust": self.trust,
             }
         ).encode()
         return struct.pack("<I", len(head)) + head + np.asarray(self.weights, dtype="<f4").tobytes()
@@ -99,7 +105,8 @@ class ReaderModel:
         head = json.loads(blob[4 : 4 + n])
         weights = np.frombuffer(blob[4 + n :], dtype="<f4").astype(np.float32)
         counts = int(head["liked"]), int(head["disliked"])
-        return cls(weights, float(head["bias"]), *counts, str(head["kind"]), int(head["seeds"]))
+        trust = float(head.get("trust", 1.0))
+        return cls(weights, float(head["bias"]), *counts, str(head["kind"]), int(head["seeds"]), trust)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +165,9 @@ def fit(
     l2: float = L2,
     weak: npt.ArrayLike | None = None,
     weak_weight: float = 0.0,
+    center: npt.ArrayLike | None = None,
+    kind: str = "logistic",
+    folds: int = 0,
 ) -> ReaderModel | None:
     """A reader's model from the vectors of the papers they liked and disliked; None without ratings.
 
@@ -165,16 +175,28 @@ def fit(
     not as ratings: a profile with seeds and no ratings gets no model.
     *weak* are papers the reader could have rated and did not (weak
     negatives): each weighs *weak_weight* of a disliked paper in the fit.
+    *center* (the mean paper vector) is taken off every vector before the
+    fit, so that the penalty does not spend itself on the direction all papers
+    share; the weights still apply to the raw vectors (only the bias moves,
+    and the blend ignores the bias).  *kind* ``rocchio`` never fits the
+    logistic model.  With *folds* >= 2, the logistic model's :attr:`~ReaderModel.trust`
+    comes from that many folds of the ratings (each held out once, the
+    profile's own papers always trained on).
     """
     parts = [np.asarray(v, dtype=np.float64) for v in (liked, disliked, () if seeds is None else seeds)]
     dim = max((p.shape[-1] for p in parts if p.size), default=0)
     rated_pos, neg, extra = (p.reshape(-1, dim) if p.size else np.zeros((0, dim)) for p in parts)
+    if center is not None:
+        mu = np.asarray(center, dtype=np.float64).reshape(-1)
+        rated_pos, neg, extra = rated_pos - mu, neg - mu, extra - mu
+        if weak is not None:
+            weak = np.asarray(weak, dtype=np.float64).reshape(-1, dim) - mu
     n_rated, n_neg = len(rated_pos), len(neg)
     if n_rated + n_neg == 0:
         return None
     pos = np.vstack([extra, rated_pos])
     n_pos = len(pos)
-    if n_pos < MIN_PER_CLASS or n_neg < MIN_PER_CLASS:
+    if n_pos < MIN_PER_CLASS or n_neg < MIN_PER_CLASS or kind == "rocchio":
         m = _rocchio(pos, neg)
         return ReaderModel(m.weights, 0.0, n_rated, n_neg, "rocchio", len(extra))
     soft = np.asarray(weak, dtype=np.float64).reshape(-1, dim) if weak is not None and weak_weight > 0 else None
@@ -184,9 +206,52 @@ def fit(
     # Class-balanced: each class carries half of the loss, however lopsided the ratings.
     neg_w = np.concatenate([np.ones(n_neg), np.full(len(soft), weak_weight)])
     sample = np.concatenate([np.full(n_pos, 0.5 / n_pos), 0.5 * neg_w / neg_w.sum()]) * (n_pos + n_neg)
+    start = _rocchio(pos, neg).weights
     with one_blas_thread():
-        theta = _lbfgs(x, y, sample, l2, _rocchio(pos, neg).weights)
-    return ReaderModel(theta[:-1].astype(np.float32), float(theta[-1]), n_rated, n_neg, "logistic", len(extra))
+        theta = _lbfgs(x, y, sample, l2, start)
+        trust = _trust(extra, rated_pos, neg, soft, weak_weight, l2, start, folds) if folds >= 2 else 1.0
+    return ReaderModel(theta[:-1].astype(np.float32), float(theta[-1]), n_rated, n_neg, "logistic", len(extra), trust)
+
+
+def _trust(
+    extra: npt.NDArray[np.float64],
+    liked: npt.NDArray[np.float64],
+    disliked: npt.NDArray[np.float64],
+    soft: npt.NDArray[np.float64],
+    weak_weight: float,
+    l2: float,
+    start: npt.NDArray[np.float32],
+    folds: int,
+) -> float:
+    """``2 AUC - 1`` (clipped to 0..1) of the model's scores on ratings it was not trained on, by k-fold.
+
+    The model's share of the blend should follow how well it predicts the
+    reader, which differs reader by reader: a reader whose top papers the
+    explicit interests already rank well teaches a model little, one whose
+    likes and dislikes differ in ways the embeddings see teaches it a lot.
+    Measured on the reader's own ratings, so no constant is tuned per topic.
+    """
+    k = min(folds, len(liked), len(disliked))
+    if k < 2:
+        return 1.0
+    out_pos: list[float] = []
+    out_neg: list[float] = []
+    for f in range(k):
+        keep_pos = np.arange(len(liked)) % k != f
+        keep_neg = np.arange(len(disliked)) % k != f
+        pos = np.vstack([extra, liked[keep_pos]])
+        neg = disliked[keep_neg]
+        x = np.vstack([pos, neg, soft])
+        y = np.concatenate([np.ones(len(pos)), -np.ones(len(neg) + len(soft))])
+        neg_w = np.concatenate([np.ones(len(neg)), np.full(len(soft), weak_weight)])
+        sample = np.concatenate([np.full(len(pos), 0.5 / len(pos)), 0.5 * neg_w / neg_w.sum()]) * (len(pos) + len(neg))
+        theta = _lbfgs(x, y, sample, l2, start)
+        w, b = theta[:-1], theta[-1]
+        out_pos.extend((liked[~keep_pos] @ w + b).tolist())
+        out_neg.extend((disliked[~keep_neg] @ w + b).tolist())
+    p, q = np.asarray(out_pos)[:, None], np.asarray(out_neg)[None, :]
+    auc = float(np.mean((p > q) + 0.5 * (p == q)))
+    return float(np.clip(2.0 * auc - 1.0, 0.0, 1.0))
 
 
 _BLAS: list[Any] = []
@@ -300,7 +365,7 @@ class ModelCache:
         rated = rated_vectors(feedback, vectors, dim)
         seed_rows = rated_vectors(Feedback(liked=tuple(i for i in seeds if i not in rated.liked_ids)), vectors, dim)
         positives = np.vstack([seed_rows.liked, q.reshape(-1, dim)]) if q.size else seed_rows.liked
-        model = fit(rated.liked, rated.disliked, seeds=positives)
+        model = fit(rated.liked, rated.disliked, seeds=positives, folds=FOLDS)
         self.fits += 1
         self._models[reader] = (key, model)
         return model
@@ -343,7 +408,7 @@ def stack_models(models: Sequence[ReaderModel | None], dim: int) -> tuple[Matrix
         if m is not None:
             w[j] = m.weights
             b[j] = m.bias
-            a[j] = model_weight(m.ratings)
+            a[j] = model_weight(m.ratings) * m.trust
     return w, b, a
 
 

@@ -468,10 +468,19 @@ class App:
             return
         if self._models is None:
             self._models = learn.ModelCache(salt=embedder.name)
-        ids, matrix = self.store.embeddings([i for p in rating for i in (*p.feedback.liked, *p.feedback.disliked)])
+        # The profile counts as liked papers in the fit: its seed papers and its phrases embedded as one
+        # sentence (the Index embeds that sentence too: one batch, cached for both).
+        seeds = {p.id: tuple(i if ":" in i else f"arxiv:{i}" for i in p.interests.papers) for p in rating}
+        texts = {p.id: ", ".join(k.text for k in p.interests.keywords) for p in rating}
+        phrases = ranking.embed_phrases(embedder, [t for t in texts.values() if t])
+        ids, matrix = self.store.embeddings(
+            [i for p in rating for i in (*p.feedback.liked, *p.feedback.disliked, *seeds[p.id])]
+        )
         vectors = {i: matrix[k] for k, i in enumerate(ids)}
         for p in rating:
-            index.reader_models[p.id] = self._models.get(p.id, p.feedback, vectors)
+            text = texts[p.id]
+            query = phrases[text][None, :] if text else None
+            index.reader_models[p.id] = self._models.get(p.id, p.feedback, vectors, seeds[p.id], query)
 
     def source_notes(self) -> tuple[str, ...]:
         """One line per source failing twice or more in a row, for digests and feeds."""
