@@ -232,8 +232,8 @@ def _trust(
     Measured on the reader's own ratings, so no constant is tuned per topic.
     """
     k = min(folds, len(liked), len(disliked))
-    if k < 2:
-        return 1.0
+    if k < 2:  # fewer than two liked (or disliked) ratings: nothing to measure it on, so no say yet
+        return 0.0
     out_pos: list[float] = []
     out_neg: list[float] = []
     for f in range(k):
