@@ -331,9 +331,10 @@ def ratings_key(feedback: Feedback, salt: str = "", seeds: Sequence[str] = ()) -
 class ModelCache:
     """Per reader, the model of their current ratings: retrained only when the ratings change.
 
-    In memory, for one process; :meth:`ReaderModel.to_blob` is the form to
-    keep in the store under ``(reader, key)`` across runs.  *salt* names the
-    embedding model: vectors from another model need another fit.
+    In memory, for one process; the pipeline keeps each fit in the store as
+    :meth:`ReaderModel.to_blob` under ``(reader, key)`` and :meth:`put` s it
+    back in the next process.  *salt* names the embedding model: vectors from
+    another model need another fit.
     """
 
     salt: str = ""

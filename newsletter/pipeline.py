@@ -8,6 +8,7 @@ the run goes on (as lemon24/reader's ``update_feeds_iter``).
 from __future__ import annotations
 
 import hashlib
+import struct
 import threading
 import time
 from collections import ChainMap
@@ -477,10 +478,25 @@ class App:
             [i for p in rating for i in (*p.feedback.liked, *p.feedback.disliked, *seeds[p.id])]
         )
         vectors = {i: matrix[k] for k, i in enumerate(ids)}
+        cache = self._models
+        # Models fitted by an earlier run, from the store: kept when their key still matches (no refit).
+        for reader, (stored, blob) in self.store.reader_models(
+            [p.id for p in rating if cache.key(p.id) is None]
+        ).items():
+            try:
+                cache.put(reader, stored, learn.ReaderModel.from_blob(blob))
+            except (ValueError, KeyError, TypeError, struct.error):  # a damaged row: refitted below
+                continue
+        fitted: dict[str, tuple[str, bytes | None]] = {}
         for p in rating:
             text = texts[p.id]
             query = phrases[text][None, :] if text else None
-            index.reader_models[p.id] = self._models.get(p.id, p.feedback, vectors, seeds[p.id], query)
+            before = cache.key(p.id)
+            model = index.reader_models[p.id] = cache.get(p.id, p.feedback, vectors, seeds[p.id], query)
+            now_key = cache.key(p.id)
+            if now_key is not None and now_key != before:
+                fitted[p.id] = (now_key, model.to_blob() if model is not None else None)
+        self.store.put_reader_models(fitted)
 
     def source_notes(self) -> tuple[str, ...]:
         """One line per source failing twice or more in a row, for digests and feeds."""

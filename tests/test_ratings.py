@@ -185,3 +185,21 @@ def test_calibrate_must_be_true_or_false(app: App) -> None:
     with pytest.raises(ProfileError) as caught:
         profile_files.load_profile(path)
     assert "calibrate" in caught.value.detail and "calibrate = true" in str(caught.value), str(caught.value)
+
+
+def test_a_readers_model_is_kept_in_the_store_and_not_refitted_by_the_next_run(app: App) -> None:
+    """A run that starts afresh (no models in memory) loads the model fitted before instead of fitting it again,
+    and refits only when the ratings change."""
+    ids = [m.entry.id for m in app.preview("ada", days=7).matches]
+    _rate_by_hand(app, ids[:2], ids[2:5], calibrate=None)
+    first = app.preview("ada", days=7)
+    assert app._models is not None and app._models.fits == 1
+    stored = app.store.reader_models(["ada"])
+    assert set(stored) == {"ada"} and stored["ada"][0] == app._models.key("ada")
+    app._models = None  # as a new process starts
+    again = app.preview("ada", days=7)
+    assert app._models is not None and app._models.fits == 0, "loaded from the store, not refitted"
+    assert [m.entry.id for m in again.matches] == [m.entry.id for m in first.matches]
+    _rate_by_hand(app, ids[:2], ids[2:6], calibrate=None)
+    app.preview("ada", days=7)
+    assert app._models.fits == 1 and app.store.reader_models(["ada"])["ada"][0] == app._models.key("ada")
