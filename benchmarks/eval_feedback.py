@@ -21,33 +21,43 @@ Protocol, per interest and draw (fixed seeds):
 Interests are kept when at least ``MIN_RELEVANT`` relevant papers remain (a
 few per day); a draw whose test day has fewer than two relevant is skipped.
 
-Methods, all in the same run on the same draws:
+Methods, all in the same run on the same draws (:class:`Learner`: the
+general knobs of :mod:`newsletter.learn`, never a topic):
 
 * ``profile, no ratings``: the base ranker alone (the same profile, ignoring ratings);
-* ``ours``: :func:`newsletter.learn.blend` of the base ranker with the reader's
-  model (logistic regression / Rocchio on MiniLM embeddings; the profile's seed
-  papers and its phrases embedded as one sentence count as liked papers) - the shipped design;
-* ``ours without the phrases' vector``: the same, the model trained on ratings and seeds only;
-* ``ours + liked as lexical seeds``: the liked papers also seed the lexical Index
-  (:func:`newsletter.learn.with_liked_seeds`);
-* ``model alone``: the same model without the explicit interests;
-* ``ours + lexical features``: the model on MiniLM (+) the TF-IDF row (each half);
-* ``ours + calibrate``: ours, plus one calibration pick rated per day (21 ratings a day);
-* ``LinearSVC TF-IDF``: arxiv-sanity's method trained on the *same ratings* that
-  ``ours`` collected (TF-IDF word 1-2 grams, sublinear tf, C=0.01, balanced;
+* ``as on main``: the product before this round: liked papers added to the
+  profile's seeds (:func:`newsletter.learn.with_liked_seeds`), the Index's
+  floor, then :func:`newsletter.learn.blend` with a model of the ratings alone;
+* ``shipped``: the product now: the model also trained on the profile's seed
+  papers and its phrases embedded as one sentence (as liked papers), its
+  share scaled by its trust (``2 AUC - 1`` on the reader's own ratings, 5 folds);
+* the other candidates: blend share, penalty, Rocchio instead of logistic,
+  weak negatives (unshown papers of the days seen), unmatched entries kept;
+* shown apart, never chosen: the model alone, the shipped model with one
+  calibration pick rated a day (:func:`newsletter.learn.calibration_pick`),
+  and models with lexical features too (MiniLM (+) the TF-IDF row, each half),
+  which the product does not have;
+* ``LinearSVC TF-IDF``: arxiv-sanity's method trained on the *same ratings*
+  each method collected (TF-IDF word 1-2 grams, sublinear tf, C=0.01, balanced;
   positives: liked papers, seeds or the phrases as one pseudo-document;
   negatives: every other paper of the days seen and of the test day, as arxiv-sanity
   treats untagged papers).
 
+Held out: leave one interest out, each interest's readers get the candidate
+that did best (mean precision after 1, 2, 3 days) on the other interests;
+those rows are the figures to quote for a chosen learner.
+
 The base ranker is pluggable: any ``(entries, profile) -> scores`` (one score
-per entry, in the given order; ``-inf`` for ruled out).  The default is
-``newsletter.match.Index`` as it is (lexical); ``--base`` names another one as
-``module:function`` taking the list of all entries and returning such a ranker.
+per entry, in the given order; ``-inf`` for ruled out).  The default,
+``fused``, is ``newsletter.match.Index`` as the product runs it (words fused
+with MiniLM meaning, the stored vectors); ``lexical`` is words alone;
+``--base`` also takes ``module:function`` taking the list of all entries and
+returning such a ranker.
 
 Each cell is the mean over (interest, draw) with its standard error (the
 draws share papers, so it is a little optimistic).
 
-Run:  python benchmarks/eval_feedback.py [--draws N] [--set specific|broad|both]
+Run:  python benchmarks/eval_feedback.py [--draws N] [--set specific|broad|both] [--kind keyword|seed|both]
 Needs scikit-learn (the ``bench`` extra) and the embedding model (``newsletter.embed``).
 """
 
@@ -83,6 +93,9 @@ SHOWN = 20
 SEEDS = 5
 MIN_RELEVANT = 12
 """An interest is evaluated when at least this many relevant papers remain (three a day on average)."""
+FRESH_MIN = 6
+"""``--fresh``: only the interests with FRESH_MIN..MIN_RELEVANT-1 relevant papers, which the default run never
+uses: a check of a design chosen on the others (noisier: about two relevant papers a day)."""
 
 Scores = np.ndarray[Any, Any]
 BaseRanker = Callable[[Sequence[Entry], Profile], Scores]
@@ -109,8 +122,15 @@ def load_interests(which: str) -> list[Interest]:
     ]
 
 
+def _index_scores(index: match.Index, profile: Profile, by_id: Mapping[str, Entry], entries: Sequence[Entry]) -> Scores:
+    """The Index's explicit-interest scores of *entries* (before the floor and exclusions of ``_mask``)."""
+    phrases = index._batch_phrases([profile])
+    scores = index._scores([index._query(profile, by_id, phrases)])[0]
+    return np.asarray(scores[0])[[index.row_of[e.id] for e in entries]]
+
+
 def lexical_base(all_entries: Sequence[Entry]) -> BaseRanker:
-    """``newsletter.match.Index`` as shipped: the explicit-interest scores, seeds resolved from every paper."""
+    """``newsletter.match.Index`` on words alone: the explicit-interest scores, seeds resolved from every paper."""
     by_id = {e.id: e for e in all_entries}
     cache: dict[tuple[str, ...], match.Index] = {}
 
@@ -119,8 +139,24 @@ def lexical_base(all_entries: Sequence[Entry]) -> BaseRanker:
         index = cache.get(key)
         if index is None:
             index = cache[key] = match.Index(entries)
-        scores, _, _ = index._scores([index._query(profile, by_id)])
-        return np.asarray(scores[0])[[index.row_of[e.id] for e in entries]]
+        return _index_scores(index, profile, by_id, entries)
+
+    return rank
+
+
+def fused_base(all_entries: Sequence[Entry]) -> BaseRanker:
+    """``newsletter.match.Index`` as the product runs it: words fused with MiniLM meaning (the stored vectors)."""
+    corpus = CORPUS.get("c") or CORPUS.setdefault("c", build_corpus(list(all_entries)))
+    by_id = {e.id: e for e in all_entries}
+    vectors = {e.id: corpus.emb[corpus.row[e.id]] for e in all_entries}
+    cache: dict[tuple[str, ...], match.Index] = {}
+
+    def rank(entries: Sequence[Entry], profile: Profile) -> Scores:
+        key = tuple(e.id for e in entries)
+        index = cache.get(key)
+        if index is None:
+            index = cache[key] = match.Index(entries, embeddings=vectors, embedder=corpus.embedder)
+        return _index_scores(index, profile, by_id, entries)
 
     return rank
 
@@ -221,54 +257,103 @@ def svm_scores(
     return np.asarray(clf.decision_function(corpus.tfidf[list(day)]))
 
 
-class System:
-    """A method: how it scores a day for a reader, and whether it adds a calibration pick."""
+@dataclass(frozen=True)
+class Learner:
+    """One way of learning from ratings: the general knobs of :mod:`newsletter.learn`, tried in the same run.
 
-    def __init__(
-        self,
-        base: BaseRanker,
-        features: str = "emb",
-        use_base: bool = True,
-        calibrate: bool = False,
-        learns: bool = True,
-        liked_as_seeds: bool = False,
-        query_positive: bool = True,
-    ) -> None:
-        self.base, self.features, self.use_base, self.calibrate = base, features, use_base, calibrate
-        self.learns, self.liked_as_seeds, self.query_positive = learns, liked_as_seeds, query_positive
+    The defaults are the product as shipped before this round: the model on
+    the ratings' MiniLM vectors only, liked papers added to the profile's
+    seeds, the Index's floor (entries matching nothing explicit are out)
+    applied before the blend, share ``n / (n + 10)`` capped at 0.8.
+    """
+
+    name: str
+    learns: bool = True
+    use_base: bool = True
+    features: str = "emb"
+    """``emb`` (MiniLM) or ``mixed`` (MiniLM and the TF-IDF row, each half)."""
+    profile_positives: bool = False
+    """The profile's seed papers and its phrases embedded as one sentence count as liked papers in the fit."""
+    liked_as_seeds: bool = True
+    floor: bool = True
+    """Entries the explicit interests did not match at all stay out (the Index's ``min_score`` floor)."""
+    l2: float = learn.L2
+    half: float = learn.HALF_WEIGHT_AT
+    cap: float = learn.MAX_MODEL_WEIGHT
+    weak: float = 0.0
+    """Weight of each paper of the days seen that the reader was not shown, as a negative (arxiv-sanity's view)."""
+    calibrate: bool = False
+    center: bool = False
+    """Fit on vectors less the day's mean paper vector (free at scoring time: the blend ignores the bias)."""
+    kind: str = "logistic"
+    folds: int = 0
+    """Cross-validate the model on the reader's ratings; its share is scaled by ``2 AUC - 1``."""
+
+
+class System:
+    """A learner on a base ranker: how it scores a day for a reader."""
+
+    def __init__(self, base: BaseRanker, how: Learner) -> None:
+        self.base, self.how = base, how
 
     def vectors(self, corpus: Corpus) -> np.ndarray[Any, Any]:
-        return corpus.mixed if self.features == "mixed" else corpus.emb
+        return corpus.mixed if self.how.features == "mixed" else corpus.emb
 
-    def model(self, corpus: Corpus, profile: Profile, seeds: Sequence[int], reader: Reader) -> learn.ReaderModel | None:
-        x = self.vectors(corpus)
-        positives = x[list(seeds)]
-        if self.query_positive:  # the phrases' vector counts as one liked paper
+    def model(
+        self, corpus: Corpus, profile: Profile, seeds: Sequence[int], reader: Reader, seen: Sequence[int]
+    ) -> learn.ReaderModel | None:
+        how, x = self.how, self.vectors(corpus)
+        positives = x[list(seeds)] if how.profile_positives else x[[]]
+        if how.profile_positives:  # the phrases' vector counts as one liked paper
             q = corpus.query_vector(profile)
-            if self.features == "mixed" and len(q):
+            if how.features == "mixed" and len(q):
                 text = ", ".join(k.text for k in profile.interests.keywords)
                 lexical = corpus.vectorizer.transform([text]).toarray()
                 q = np.hstack([q, lexical]).astype(np.float32) / math.sqrt(2.0)
             if len(q):
                 positives = np.vstack([positives, q])
-        return learn.fit(x[reader.liked], x[reader.disliked], seeds=positives)
+        rated = {*reader.liked, *reader.disliked}
+        weak = x[[r for r in seen if r not in rated]] if how.weak > 0 else None
+        return learn.fit(
+            x[reader.liked],
+            x[reader.disliked],
+            seeds=positives,
+            l2=how.l2,
+            weak=weak,
+            weak_weight=how.weak,
+            center=x.mean(axis=0) if how.center else None,
+            kind=how.kind,
+            folds=how.folds,
+        )
 
     def scores(
-        self, corpus: Corpus, day: Sequence[int], profile: Profile, seeds: Sequence[int], reader: Reader
+        self,
+        corpus: Corpus,
+        day: Sequence[int],
+        profile: Profile,
+        seeds: Sequence[int],
+        reader: Reader,
+        seen: Sequence[int],
     ) -> tuple[Scores, learn.ReaderModel | None]:
-        if self.liked_as_seeds:
-            liked = [corpus.entries[r].id for r in reader.liked]
-            profile = learn.with_liked_seeds(profile, Feedback(liked=tuple(liked)))
-        base = self.base([corpus.entries[r] for r in day], profile)
-        if not self.learns:
+        how = self.how
+        if how.learns and how.liked_as_seeds and reader.liked:
+            liked = [corpus.entries[r].arxiv_id or "" for r in reader.liked]
+            profile = learn.with_liked_seeds(profile, Feedback(liked=tuple(f"arxiv:{i}" for i in liked)))
+        base = np.asarray(self.base([corpus.entries[r] for r in day], profile), dtype=np.float64)
+        model = self.model(corpus, profile, seeds, reader, seen) if how.learns else None
+        if how.floor or model is None:  # the Index's _mask: below min_score (matched nothing) is out
+            base = np.where(base >= 1e-9, base, -np.inf)
+        if model is None:
             return base, None
-        model = self.model(corpus, profile, seeds, reader)
         x = self.vectors(corpus)[list(day)]
-        if not self.use_base:
-            if model is None:
-                return base, None
-            return model.score(x).astype(np.float64), model
-        return learn.blend(base, model, x), model
+        if not how.use_base:
+            s = model.score(x).astype(np.float64)
+            return np.where(np.isfinite(base) | ~how.floor, s, -np.inf), model
+        share = learn.model_weight(model.ratings, how.half, how.cap) * model.trust
+        return learn.blend(base, model, x, share=share), model
+
+
+SVM = "LinearSVC TF-IDF, same ratings"
 
 
 def run_reader(
@@ -278,59 +363,118 @@ def run_reader(
     profile: Profile,
     seeds: Sequence[int],
     systems: Mapping[str, System],
-) -> dict[str, list[float]]:
-    """Precision on the last day after 0..DAYS-1 days of ratings, per method."""
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Per method, precision on the last day after 0..DAYS-1 days of ratings, and the LinearSVC's on its ratings."""
     test = days[-1]
-    out: dict[str, list[float]] = {}
-    readers = {name: Reader() for name in systems}
+    out: dict[str, tuple[list[float], list[float]]] = {}
     for name, system in systems.items():
-        out[name] = []
-        reader = readers[name]
+        got: list[float] = []
+        reader = Reader()
         for k in range(DAYS):
-            s, _ = system.scores(corpus, test, profile, seeds, reader)
-            out[name].append(precision(s, test, corpus, interest.relevant))
+            seen = [r for d in days[:k] for r in d]
+            s, _ = system.scores(corpus, test, profile, seeds, reader, seen)
+            got.append(precision(s, test, corpus, interest.relevant))
             if k == DAYS - 1:
                 break
             day = days[k]
-            s, model = system.scores(corpus, day, profile, seeds, reader)
+            s, model = system.scores(corpus, day, profile, seeds, reader, seen)
             order = [int(i) for i in np.argsort(-s, kind="stable") if np.isfinite(s[i])][:SHOWN]
             rated = [day[i] for i in order]
-            if system.calibrate:
+            if system.how.calibrate:
                 pick = learn.calibration_pick(s, model, system.vectors(corpus)[day], shown=SHOWN, pool=50)
                 if pick is not None:
                     rated.append(day[pick])
             reader.days.append(rated)
             for r in rated:
                 (reader.liked if corpus.entries[r].id in interest.relevant else reader.disliked).append(r)
-    # arxiv-sanity's SVM on the ratings "ours" collected, day by day.
-    ours = readers["ours"]
-    out["LinearSVC TF-IDF, same ratings"] = []
-    for k in range(DAYS):
-        seen_rated = {r for d in ours.days[:k] for r in d}
-        reader = Reader([r for r in ours.liked if r in seen_rated], [r for r in ours.disliked if r in seen_rated])
-        seen = [r for d in days[:k] for r in d]
-        s = svm_scores(corpus, test, profile, seeds, reader, seen)
-        out["LinearSVC TF-IDF, same ratings"].append(precision(s, test, corpus, interest.relevant))
+        # arxiv-sanity's SVM on the ratings this method collected, day by day.
+        svm: list[float] = []
+        if system.how.learns:
+            for k in range(DAYS):
+                seen_rated = {r for d in reader.days[:k] for r in d}
+                past = Reader(
+                    [r for r in reader.liked if r in seen_rated], [r for r in reader.disliked if r in seen_rated]
+                )
+                seen = [r for d in days[:k] for r in d]
+                s = svm_scores(corpus, test, profile, seeds, past, seen)
+                svm.append(precision(s, test, corpus, interest.relevant))
+        out[name] = (got, svm)
     return out
 
 
-def evaluate(which: str, kind: str, draws: int, base_factory: Callable[[Sequence[Entry]], BaseRanker]) -> None:
+MAIN = Learner("as on main (ratings only)")
+SHIPPED = Learner("shipped: + profile as liked, share x trust", profile_positives=True, folds=learn.FOLDS)
+"""The product now: :class:`newsletter.learn.ModelCache` fits with the profile's papers and phrases as liked
+papers and 5-fold trust; the Index's floor stays (keeping unmatched entries changed no figure)."""
+LEARNERS = (
+    MAIN,
+    Learner("+ profile as liked", profile_positives=True),
+    Learner("+ profile as liked, unmatched kept", profile_positives=True, floor=False),
+    Learner("+ profile as liked, share n/(n+5) cap .9", profile_positives=True, half=5, cap=0.9),
+    Learner("+ profile as liked, weak negatives .05", profile_positives=True, weak=0.05),
+    Learner("+ profile as liked, share n/(n+30)", profile_positives=True, half=30),
+    Learner("+ profile as liked, share n/(n+30), L2 0.1", profile_positives=True, half=30, l2=0.1),
+    Learner("+ profile as liked, share n/(n+30), L2 10", profile_positives=True, half=30, l2=10.0),
+    Learner("+ profile as liked, n/(n+30), Rocchio", profile_positives=True, half=30, kind="rocchio"),
+    Learner(
+        "+ profile as liked, n/(n+30), centred Rocchio", profile_positives=True, half=30, kind="rocchio", center=True
+    ),
+    SHIPPED,
+    Learner("+ profile as liked, share n/(n+30) x trust", profile_positives=True, half=30, folds=learn.FOLDS),
+    Learner("+ profile as liked, share x trust, cap 1", profile_positives=True, folds=learn.FOLDS, cap=1.0),
+)
+"""The candidates the product could run (the embeddings only): the held-out figures choose among all of them on
+the other half of the interests."""
+EXTRA = (
+    Learner("profile, no ratings", learns=False),
+    Learner("model alone (shipped model)", profile_positives=True, folds=learn.FOLDS, use_base=False),
+    Learner("shipped + calibrate (21 ratings a day)", profile_positives=True, folds=learn.FOLDS, calibrate=True),
+    Learner("not shipped: + lexical features (TF-IDF)", profile_positives=True, features="mixed"),
+    Learner("not shipped: + lexical features, x trust", profile_positives=True, features="mixed", folds=learn.FOLDS),
+)
+"""Shown for comparison, never chosen: the baseline, the model alone, the calibrate variant, and a model with
+lexical features too (better, but the product's models are on the embeddings only: see the README)."""
+
+
+def _cell(v: Sequence[float]) -> str:
+    se = statistics.stdev(v) / math.sqrt(len(v)) if len(v) > 1 else 0.0
+    return f"{statistics.fmean(v):7.3f} +-{se:5.3f}"
+
+
+def _row(name: str, rows_: Sequence[Sequence[float]]) -> str:
+    return f"{name:<44} " + " ".join(_cell([r[k] for r in rows_]) for k in range(DAYS))
+
+
+def _paired(label: str, a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> str:
+    cells = []
+    for k in range(1, DAYS):
+        d = [x[k] - y[k] for x, y in zip(a, b, strict=True)]
+        cells.append(f"{k}d {statistics.fmean(d):+.3f} +-{statistics.stdev(d) / math.sqrt(len(d)):.3f}")
+    return f"  {label}: " + ", ".join(cells)
+
+
+def evaluate(
+    which: str,
+    kind: str,
+    draws: int,
+    base_factory: Callable[[Sequence[Entry]], BaseRanker],
+    only: str = "",
+    fresh: bool = False,
+) -> None:
     entries = load_entries()
     corpus = CORPUS.get("c") or CORPUS.setdefault("c", build_corpus(entries))
     base = base_factory(corpus.entries)
-    systems = {
-        "profile, no ratings": System(base, learns=False),
-        "ours": System(base),
-        "model alone": System(base, use_base=False),
-        "ours + lexical features": System(base, features="mixed"),
-        "ours + calibrate (21/day)": System(base, calibrate=True),
-        "ours + liked as lexical seeds": System(base, liked_as_seeds=True),
-        "ours without the phrases' vector": System(base, query_positive=False),
-    }
+    picked = set(only.split(";")) if only else set()
+    learners = [h for h in (*EXTRA, *LEARNERS) if not only or h.name in picked or h is EXTRA[0]]
+    systems = {h.name: System(base, h) for h in learners}
     results: dict[str, list[list[float]]] = {}
+    svms: dict[str, list[list[float]]] = {}
     used: list[str] = []
     n = len(corpus.entries)
+    least = FRESH_MIN if fresh else MIN_RELEVANT
     for interest in load_interests(which):
+        if fresh and len(interest.relevant) >= MIN_RELEVANT:
+            continue
         for draw in range(draws):
             rng = random.Random(f"{which}/{kind}/{interest.name}/{draw}")
             seeds: list[int] = []
@@ -339,7 +483,7 @@ def evaluate(which: str, kind: str, draws: int, base_factory: Callable[[Sequence
                 seeds = rng.sample(pool, SEEDS) if len(pool) >= SEEDS else []
                 if not seeds:
                     continue
-            if len(interest.relevant) - len(seeds) < MIN_RELEVANT:
+            if len(interest.relevant) - len(seeds) < least:
                 break
             rows = [r for r in range(n) if r not in set(seeds)]
             rng.shuffle(rows)
@@ -350,36 +494,57 @@ def evaluate(which: str, kind: str, draws: int, base_factory: Callable[[Sequence
                 profile = make_profile(papers=[corpus.entries[r].arxiv_id or "" for r in seeds])
             else:
                 profile = make_profile(keywords=interest.phrases)
-            got = run_reader(corpus, days, interest, profile, seeds, systems)
-            for name, values in got.items():
-                results.setdefault(name, []).append(values)
+            for name, (got, svm) in run_reader(corpus, days, interest, profile, seeds, systems).items():
+                results.setdefault(name, []).append(got)
+                svms.setdefault(name, []).append(svm)
             used.append(interest.name)
     names = sorted(set(used), key=used.index)
     print(
         f"\n{which} set, {kind} profiles: {len(used)} readers ({len(names)} interests x <= {draws} draws: "
-        f"{', '.join(names)})"
+        f"{', '.join(names)})",
+        flush=True,
     )
-    print(f"{'method':<34} " + " ".join(f"{f'{k} day' + ('s' if k != 1 else ''):>14}" for k in range(DAYS)))
+    print(f"{'method (all interests: in-sample)':<44} " + " ".join(f"{f'{k} days':>14}" for k in range(DAYS)))
+    plain = results[EXTRA[0].name]
     for name, rows_ in results.items():
-        cells = []
-        for k in range(DAYS):
-            v = [r[k] for r in rows_]
-            se = statistics.stdev(v) / math.sqrt(len(v)) if len(v) > 1 else 0.0
-            cells.append(f"{statistics.fmean(v):7.3f} +-{se:5.3f}")
-        print(f"{name:<34} " + " ".join(cells))
-    ours, plain, svm = results["ours"], results["profile, no ratings"], results["LinearSVC TF-IDF, same ratings"]
-    for k in range(1, DAYS):
-        lift = [o[k] - p[k] for o, p in zip(ours, plain, strict=True)]
-        over = [o[k] - s[k] for o, s in zip(ours, svm, strict=True)]
-        se_l = statistics.stdev(lift) / math.sqrt(len(lift))
-        se_o = statistics.stdev(over) / math.sqrt(len(over))
-        print(
-            f"  after {k} day(s): ours - no ratings {statistics.fmean(lift):+.3f} +-{se_l:.3f} (paired), "
-            f"ours - LinearSVC {statistics.fmean(over):+.3f} +-{se_o:.3f}"
-        )
+        print(_row(name, rows_))
+        if svms[name] and svms[name][0]:
+            print(_row(f"    {SVM}", svms[name]))
+    for h in learners:
+        if h.learns and h.use_base:
+            print(f"{h.name}")
+            print(_paired("- no ratings", results[h.name], plain))
+            print(_paired("- its LinearSVC", results[h.name], svms[h.name]))
+    candidates = [h.name for h in LEARNERS if h.name in results]
+    if len(candidates) < 2 or len(names) < 2:
+        return
+
+    # Held out, leave one interest out: each interest's readers get the candidate that did best on the
+    # other interests (mean precision after 1, 2 and 3 days), so no held-out figure was chosen on its interest.
+    def merit(name: str, left_out: str) -> float:
+        return statistics.fmean(sum(r[1:]) for r, u in zip(results[name], used, strict=True) if u != left_out)
+
+    chosen = {i: max(candidates, key=lambda c: merit(c, i)) for i in names}
+    held = [results[chosen[u]][k] for k, u in enumerate(used)]
+    held_svm = [svms[chosen[u]][k] for k, u in enumerate(used)]
+    picks = statistics.multimode(chosen.values())
+    print(f"held out (leave one interest out; chosen for {len(names)} interests: {dict(chosen)!r}; most: {picks!r})")
+    print(_row("profile, no ratings", plain))
+    print(_row("learner chosen without the interest", held))
+    print(_row(f"    {SVM}", held_svm))
+    for fixed in (MAIN, SHIPPED):
+        if fixed.name in results:
+            print(_row(fixed.name, results[fixed.name]))
+            print(_row(f"    {SVM}", svms[fixed.name]))
+    print(_paired("held out - no ratings", held, plain))
+    print(_paired("held out - its LinearSVC", held, held_svm))
+    if SHIPPED.name in results:
+        print(_paired("shipped - no ratings", results[SHIPPED.name], plain))
+        print(_paired("shipped - its LinearSVC", results[SHIPPED.name], svms[SHIPPED.name]))
 
 
 CORPUS: dict[str, Corpus] = {}
+BASES: dict[str, Callable[[Sequence[Entry]], BaseRanker]] = {"fused": fused_base, "lexical": lexical_base}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -388,21 +553,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--set", choices=("specific", "broad", "both"), default="both")
     parser.add_argument("--kind", choices=("keyword", "seed", "both"), default="both")
     parser.add_argument(
-        "--base", default="", help="module:function(all_entries) -> (entries, profile) -> scores; default lexical"
+        "--base",
+        default="fused",
+        help="fused (the product: words and meaning), lexical, or module:function(all_entries) -> "
+        "(entries, profile) -> scores",
+    )
+    parser.add_argument(
+        "--only", default="", help="run only the learners of these names, ;-separated (and the no-ratings row)"
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help=f"only the interests with {FRESH_MIN}..{MIN_RELEVANT - 1} relevant papers"
     )
     args = parser.parse_args(argv)
-    factory: Callable[[Sequence[Entry]], BaseRanker] = lexical_base
-    if args.base:
+    factory = BASES.get(args.base)
+    if factory is None:
         module, _, func = args.base.partition(":")
         factory = getattr(importlib.import_module(module), func)
     print(
         f"learning from ratings: {DAYS} days, top {SHOWN} rated per day, P@min(20, relevant) on the unseen day "
-        f"{DAYS}; model constants: L2={learn.L2}, half weight at {learn.HALF_WEIGHT_AT} ratings, "
-        f"cap {learn.MAX_MODEL_WEIGHT}"
+        f"{DAYS}; base {args.base}"
     )
     for which in ("specific", "broad") if args.set == "both" else (args.set,):
         for kind in ("keyword", "seed") if args.kind == "both" else (args.kind,):
-            evaluate(which, kind, args.draws, factory)
+            evaluate(which, kind, args.draws, factory, args.only, args.fresh)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import hashlib
 import json
 import struct
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,7 +52,9 @@ HALF_WEIGHT_AT = 10
 """The model gets half of the blended score at this many ratings: weight n / (n + HALF_WEIGHT_AT)."""
 MAX_MODEL_WEIGHT = 0.8
 """The explicit interests always keep at least this much of a say (1 - it)."""
-VERSION = 1
+FOLDS = 5
+"""Folds of the ratings that measure a logistic model's :attr:`ReaderModel.trust` (see :func:`fit`)."""
+VERSION = 2
 """Bumped when the fitting changes, so cached models are retrained."""
 
 
@@ -68,6 +71,9 @@ class ReaderModel:
     """``logistic`` or ``rocchio``."""
     seeds: int = 0
     """Seed papers (the profile's ``papers``) trained on as liked, beyond the ratings; they add no weight."""
+    trust: float = 1.0
+    """How well the model predicted ratings it had not seen (``2 AUC - 1`` by cross-validation, 0..1):
+    its share of the blend is scaled by it.  1 for a Rocchio model or a fit without cross-validation."""
 
     @property
     def ratings(self) -> int:
@@ -88,6 +94,7 @@ class ReaderModel:
                 "disliked": self.disliked,
                 "kind": self.kind,
                 "seeds": self.seeds,
+                "trust": self.trust,
             }
         ).encode()
         return struct.pack("<I", len(head)) + head + np.asarray(self.weights, dtype="<f4").tobytes()
@@ -98,7 +105,8 @@ class ReaderModel:
         head = json.loads(blob[4 : 4 + n])
         weights = np.frombuffer(blob[4 + n :], dtype="<f4").astype(np.float32)
         counts = int(head["liked"]), int(head["disliked"])
-        return cls(weights, float(head["bias"]), *counts, str(head["kind"]), int(head["seeds"]))
+        trust = float(head.get("trust", 1.0))
+        return cls(weights, float(head["bias"]), *counts, str(head["kind"]), int(head["seeds"]), trust)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,30 +158,122 @@ def with_liked_seeds(profile: Profile, feedback: Feedback | None = None, limit: 
 
 
 def fit(
-    liked: npt.ArrayLike, disliked: npt.ArrayLike, *, seeds: npt.ArrayLike | None = None, l2: float = L2
+    liked: npt.ArrayLike,
+    disliked: npt.ArrayLike,
+    *,
+    seeds: npt.ArrayLike | None = None,
+    l2: float = L2,
+    weak: npt.ArrayLike | None = None,
+    weak_weight: float = 0.0,
+    center: npt.ArrayLike | None = None,
+    kind: str = "logistic",
+    folds: int = 0,
 ) -> ReaderModel | None:
     """A reader's model from the vectors of the papers they liked and disliked; None without ratings.
 
     *seeds* (the profile's seed papers) count as liked papers in the fit but
     not as ratings: a profile with seeds and no ratings gets no model.
+    *weak* are papers the reader could have rated and did not (weak
+    negatives): each weighs *weak_weight* of a disliked paper in the fit.
+    *center* (the mean paper vector) is taken off every vector before the
+    fit, so that the penalty does not spend itself on the direction all papers
+    share; the weights still apply to the raw vectors (only the bias moves,
+    and the blend ignores the bias).  *kind* ``rocchio`` never fits the
+    logistic model.  With *folds* >= 2, the logistic model's :attr:`~ReaderModel.trust`
+    comes from that many folds of the ratings (each held out once, the
+    profile's own papers always trained on).
     """
     parts = [np.asarray(v, dtype=np.float64) for v in (liked, disliked, () if seeds is None else seeds)]
     dim = max((p.shape[-1] for p in parts if p.size), default=0)
     rated_pos, neg, extra = (p.reshape(-1, dim) if p.size else np.zeros((0, dim)) for p in parts)
+    if center is not None:
+        mu = np.asarray(center, dtype=np.float64).reshape(-1)
+        rated_pos, neg, extra = rated_pos - mu, neg - mu, extra - mu
+        if weak is not None:
+            weak = np.asarray(weak, dtype=np.float64).reshape(-1, dim) - mu
     n_rated, n_neg = len(rated_pos), len(neg)
     if n_rated + n_neg == 0:
         return None
     pos = np.vstack([extra, rated_pos])
     n_pos = len(pos)
-    if n_pos < MIN_PER_CLASS or n_neg < MIN_PER_CLASS:
+    if n_pos < MIN_PER_CLASS or n_neg < MIN_PER_CLASS or kind == "rocchio":
         m = _rocchio(pos, neg)
         return ReaderModel(m.weights, 0.0, n_rated, n_neg, "rocchio", len(extra))
-    x = np.vstack([pos, neg])
-    y = np.concatenate([np.ones(n_pos), -np.ones(n_neg)])
+    soft = np.asarray(weak, dtype=np.float64).reshape(-1, dim) if weak is not None and weak_weight > 0 else None
+    soft = soft if soft is not None and len(soft) else np.zeros((0, dim))
+    x = np.vstack([pos, neg, soft])
+    y = np.concatenate([np.ones(n_pos), -np.ones(n_neg + len(soft))])
     # Class-balanced: each class carries half of the loss, however lopsided the ratings.
-    sample = np.concatenate([np.full(n_pos, 0.5 / n_pos), np.full(n_neg, 0.5 / n_neg)]) * len(y)
-    theta = _lbfgs(x, y, sample, l2, _rocchio(pos, neg).weights)
-    return ReaderModel(theta[:-1].astype(np.float32), float(theta[-1]), n_rated, n_neg, "logistic", len(extra))
+    neg_w = np.concatenate([np.ones(n_neg), np.full(len(soft), weak_weight)])
+    sample = np.concatenate([np.full(n_pos, 0.5 / n_pos), 0.5 * neg_w / neg_w.sum()]) * (n_pos + n_neg)
+    start = _rocchio(pos, neg).weights
+    with one_blas_thread():
+        theta = _lbfgs(x, y, sample, l2, start)
+        trust = _trust(extra, rated_pos, neg, soft, weak_weight, l2, start, folds) if folds >= 2 else 1.0
+    return ReaderModel(theta[:-1].astype(np.float32), float(theta[-1]), n_rated, n_neg, "logistic", len(extra), trust)
+
+
+def _trust(
+    extra: npt.NDArray[np.float64],
+    liked: npt.NDArray[np.float64],
+    disliked: npt.NDArray[np.float64],
+    soft: npt.NDArray[np.float64],
+    weak_weight: float,
+    l2: float,
+    start: npt.NDArray[np.float32],
+    folds: int,
+) -> float:
+    """``2 AUC - 1`` (clipped to 0..1) of the model's scores on ratings it was not trained on, by k-fold.
+
+    The model's share of the blend should follow how well it predicts the
+    reader, which differs reader by reader: a reader whose top papers the
+    explicit interests already rank well teaches a model little, one whose
+    likes and dislikes differ in ways the embeddings see teaches it a lot.
+    Measured on the reader's own ratings, so no constant is tuned per topic.
+    """
+    k = min(folds, len(liked), len(disliked))
+    if k < 2:  # fewer than two liked (or disliked) ratings: nothing to measure it on, so no say yet
+        return 0.0
+    out_pos: list[float] = []
+    out_neg: list[float] = []
+    for f in range(k):
+        keep_pos = np.arange(len(liked)) % k != f
+        keep_neg = np.arange(len(disliked)) % k != f
+        pos = np.vstack([extra, liked[keep_pos]])
+        neg = disliked[keep_neg]
+        x = np.vstack([pos, neg, soft])
+        y = np.concatenate([np.ones(len(pos)), -np.ones(len(neg) + len(soft))])
+        neg_w = np.concatenate([np.ones(len(neg)), np.full(len(soft), weak_weight)])
+        sample = np.concatenate([np.full(len(pos), 0.5 / len(pos)), 0.5 * neg_w / neg_w.sum()]) * (len(pos) + len(neg))
+        theta = _lbfgs(x, y, sample, l2, start)
+        w, b = theta[:-1], theta[-1]
+        out_pos.extend((liked[~keep_pos] @ w + b).tolist())
+        out_neg.extend((disliked[~keep_neg] @ w + b).tolist())
+    p, q = np.asarray(out_pos)[:, None], np.asarray(out_neg)[None, :]
+    auc = float(np.mean((p > q) + 0.5 * (p == q)))
+    return float(np.clip(2.0 * auc - 1.0, 0.0, 1.0))
+
+
+_BLAS: list[Any] = []
+"""threadpoolctl's controller, made once (it lists the loaded BLAS libraries)."""
+
+
+def one_blas_thread() -> AbstractContextManager[object]:
+    """BLAS on one thread for the duration: for this module's dense products (the blend's, the fit's).
+
+    They are small (a block of 512 readers x 384 dims x a day's entries; a fit
+    of tens of ratings), and OpenBLAS's default of one thread per core loses
+    on them as soon as the machine is busy: its threads wait for a core and
+    spin between calls, so the product takes 1.7-3x as long as on one thread
+    (measured, 2 cores, load 7-8: a block's blend 47-88 ms against 24-31 ms),
+    and the rest of the ranking is single-threaded anyway.  A limit around
+    these calls, not a process-wide setting, leaves other code's BLAS alone.
+    """
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
 
 
 def _lbfgs(
@@ -231,9 +331,10 @@ def ratings_key(feedback: Feedback, salt: str = "", seeds: Sequence[str] = ()) -
 class ModelCache:
     """Per reader, the model of their current ratings: retrained only when the ratings change.
 
-    In memory, for one process; :meth:`ReaderModel.to_blob` is the form to
-    keep in the store under ``(reader, key)`` across runs.  *salt* names the
-    embedding model: vectors from another model need another fit.
+    In memory, for one process; the pipeline keeps each fit in the store as
+    :meth:`ReaderModel.to_blob` under ``(reader, key)`` and :meth:`put` s it
+    back in the next process.  *salt* names the embedding model: vectors from
+    another model need another fit.
     """
 
     salt: str = ""
@@ -265,7 +366,7 @@ class ModelCache:
         rated = rated_vectors(feedback, vectors, dim)
         seed_rows = rated_vectors(Feedback(liked=tuple(i for i in seeds if i not in rated.liked_ids)), vectors, dim)
         positives = np.vstack([seed_rows.liked, q.reshape(-1, dim)]) if q.size else seed_rows.liked
-        model = fit(rated.liked, rated.disliked, seeds=positives)
+        model = fit(rated.liked, rated.disliked, seeds=positives, folds=FOLDS)
         self.fits += 1
         self._models[reader] = (key, model)
         return model
@@ -292,11 +393,11 @@ def closest_liked(rated: RatedVectors, entry_vectors: npt.ArrayLike) -> list[tup
     return [(rated.liked_ids[int(j)], float(sims[i, j])) for i, j in enumerate(best)]
 
 
-def model_weight(ratings: int) -> float:
-    """The model's share of the blended score: 0 without ratings, half at :data:`HALF_WEIGHT_AT`, capped."""
+def model_weight(ratings: int, half: float = HALF_WEIGHT_AT, cap: float = MAX_MODEL_WEIGHT) -> float:
+    """The model's share of the blended score: 0 without ratings, half at *half* ratings, at most *cap*."""
     if ratings <= 0:
         return 0.0
-    return min(MAX_MODEL_WEIGHT, ratings / (ratings + HALF_WEIGHT_AT))
+    return min(cap, ratings / (ratings + half))
 
 
 def stack_models(models: Sequence[ReaderModel | None], dim: int) -> tuple[Matrix, Vector, Vector]:
@@ -308,7 +409,7 @@ def stack_models(models: Sequence[ReaderModel | None], dim: int) -> tuple[Matrix
         if m is not None:
             w[j] = m.weights
             b[j] = m.bias
-            a[j] = model_weight(m.ratings)
+            a[j] = model_weight(m.ratings) * m.trust
     return w, b, a
 
 
@@ -336,37 +437,53 @@ def blend_many(
     w = np.asarray(weights, dtype=np.float32)
     every = len(rows) == len(a)  # the common case: no fancy-index copies
     sub = base if every else base[rows]
-    model = (w if every else w[rows]) @ e.T
-    model += np.asarray(biases, dtype=np.float32)[rows, None]
+    # The bias is left out: it shifts a reader's row by a constant, which z-scoring takes off again.
+    with one_blas_thread():
+        model = (w if every else w[rows]) @ e.T
     finite = np.isfinite(sub)
-    _standardise(sub, finite)
-    _standardise(model, finite)
-    share = a[rows, None]
-    sub *= 1.0 - share
-    sub += share * model  # -inf + a finite number stays -inf: exclusions still veto
+    count = np.maximum(finite.sum(axis=1), 1)
+    mean_b, sd_b = _moments(np.where(finite, sub, 0.0), count)
+    model *= finite  # cells ruled out count for neither moment (and stay -inf below)
+    mean_m, sd_m = _moments(model, count)
+    # (1 - a) z(base) + a z(model) as one affine mix: x * alpha + m * beta + gamma, a few passes over the block.
+    share = a[rows]
+    alpha = (1.0 - share) / sd_b
+    beta = share / sd_m
+    gamma = -(alpha * mean_b + beta * mean_m)
+    sub *= alpha[:, None]
+    model *= beta[:, None].astype(np.float32)
+    sub += model  # -inf + a finite number stays -inf: exclusions still veto
+    sub += gamma[:, None]
     if not every:
         base[rows] = sub
     return base
 
 
-def _standardise(x: npt.NDArray[np.floating[Any]], finite: npt.NDArray[np.bool_]) -> None:
-    """Per row, in place, (x - mean) / std over the finite cells (std 1 for a constant row); -inf stays -inf."""
-    count = np.maximum(finite.sum(axis=1, keepdims=True), 1)
-    mean = np.sum(x, axis=1, where=finite, keepdims=True) / count
-    x -= mean
-    var = np.sum(np.square(x, where=finite, out=np.zeros_like(x)), axis=1, keepdims=True) / count
-    std = np.sqrt(var)
-    std[std == 0] = 1.0
-    x /= std
+def _moments(
+    x: npt.NDArray[np.floating[Any]], count: npt.NDArray[np.int_]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per row, the mean and standard deviation over *count* cells (the others are zeros in *x*); std 1 when 0."""
+    mean = np.sum(x, axis=1, dtype=np.float64) / count
+    square = np.einsum("ij,ij->i", x, x, dtype=np.float64) / count
+    std = np.sqrt(np.maximum(square - mean * mean, 0.0))
+    std[std <= 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0  # a constant row: all zeros after centring
+    return mean, std
 
 
-def blend(base: npt.ArrayLike, model: ReaderModel | None, entry_vectors: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """One reader's blended scores (see :func:`blend_many`); *base* unchanged (a copy) without a model."""
+def blend(
+    base: npt.ArrayLike, model: ReaderModel | None, entry_vectors: npt.ArrayLike, share: float | None = None
+) -> npt.NDArray[np.float64]:
+    """One reader's blended scores (see :func:`blend_many`); *base* unchanged (a copy) without a model.
+
+    *share*: the model's share instead of :func:`model_weight` of its ratings (experiments).
+    """
     scores = np.array(base, dtype=np.float64, ndmin=2)
     e = np.asarray(entry_vectors, dtype=np.float32)
     if model is None:
         return np.asarray(scores[0], dtype=np.float64)
     w, b, a = stack_models([model], e.shape[1])
+    if share is not None:
+        a[0] = share
     return np.asarray(blend_many(scores, e, w, b, a)[0], dtype=np.float64)
 
 
@@ -393,8 +510,18 @@ def calibration_pick(
     candidates = [r for r in order[shown:pool] if r not in taken]
     if not candidates:
         return None
-    if model is None or model.kind != "logistic":
-        return candidates[0]
-    e = np.asarray(entry_vectors, dtype=np.float32)[candidates]
-    margin = np.abs(model.score(e))
-    return candidates[int(np.argmin(margin))]
+    return candidates[most_uncertain(model, np.asarray(entry_vectors, dtype=np.float32)[candidates])]
+
+
+def most_uncertain(model: ReaderModel | None, candidates: npt.ArrayLike) -> int:
+    """Which row of *candidates* (the vectors of the unrated papers just below the cut, best first) to ask about.
+
+    Uncertainty sampling: the one the logistic model puts nearest its
+    decision boundary (probability closest to 0.5), since its rating moves
+    the model most; a Rocchio model has no boundary (and no model has no
+    view), so then the best-ranked candidate, the one nearest the cut.
+    """
+    e = np.asarray(candidates, dtype=np.float32)
+    if model is None or model.kind != "logistic" or len(e) == 0:
+        return 0
+    return int(np.argmin(np.abs(model.score(e))))

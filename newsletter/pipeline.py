@@ -8,6 +8,7 @@ the run goes on (as lemon24/reader's ``update_feeds_iter``).
 from __future__ import annotations
 
 import hashlib
+import struct
 import threading
 import time
 from collections import ChainMap
@@ -58,6 +59,7 @@ from .types import (
     Outgoing,
     Profile,
     Rating,
+    Reason,
     ReasonKind,
     Receipt,
     RunReport,
@@ -80,6 +82,10 @@ _EMBED_CHUNK = 256
 
 _RANK_BLOCK = 512
 """Readers ranked together before their sends start: bounds the digests held in memory."""
+
+CALIBRATE_POOL = 30
+"""A "to calibrate" paper is chosen among this many candidates just below a reader's cut."""
+CALIBRATE_REASON = "to calibrate: not picked for your interests; rating it teaches your digest the most"
 
 
 def utcnow() -> datetime:
@@ -392,7 +398,9 @@ class App:
         self._learn(readers, index)
         seeds = self.store.get_entries(f"arxiv:{p}" for profile in readers for p in profile.interests.papers)
         seeds.update(self._library_entries)
-        ranked = index.rank_many(readers, now, exclude, since, seeds=seeds)
+        # A reader who asked for a "to calibrate" paper is ranked past their cut: it comes from just below.
+        wide = [replace(p, max_items=p.max_items + CALIBRATE_POOL) if p.calibrate else p for p in readers]
+        ranked = index.rank_many(wide, now, exclude, since, seeds=seeds)
         source_notes = self.source_notes()
         digests = []
         for profile, period, _ in wanted:
@@ -402,7 +410,11 @@ class App:
                 "it is used once a source lists it."
                 for p in profile_files.missing_papers(profile, known)
             )
-            picked = _that_you_liked(tuple(ranked[profile.id]), profile)
+            got = ranked[profile.id]
+            picked = _that_you_liked(tuple(got[: profile.max_items]), profile)
+            if profile.calibrate and picked:  # one more, marked: the candidate the reader's model is least sure of
+                pick = self._calibration(profile, got[profile.max_items :], index)
+                picked += (pick,) if pick is not None else ()
             trending: tuple[Match, ...] = ()
             if profile.trending > 0:  # the day's most upvoted papers the reader did not get, in the window
                 cutoff = since[profile.id]
@@ -433,6 +445,28 @@ class App:
         papers = tuple(dict.fromkeys([*profile.interests.papers, *ids]))
         return replace(profile, interests=replace(profile.interests, papers=papers))
 
+    def _calibration(self, profile: Profile, below: Sequence[Match], index: ranking.Index) -> Match | None:
+        """The "to calibrate" paper among the unrated candidates *below* the cut (best first), or None.
+
+        Uncertainty sampling (:func:`newsletter.learn.most_uncertain`): the
+        one the reader's model is least sure about, or without a logistic
+        model the best candidate; its first reason says why it is there.
+        """
+        rated = {*profile.feedback.liked, *profile.feedback.disliked}
+        candidates = [m for m in below if m.entry.id not in rated]
+        if not candidates:
+            return None
+        k = 0
+        model = index.reader_models.get(profile.id)
+        if model is not None and model.kind == "logistic":
+            ids, matrix = self.store.embeddings([m.entry.id for m in candidates])
+            if ids:
+                at = {i: r for r, i in enumerate(ids)}
+                candidates = [m for m in candidates if m.entry.id in at]
+                k = learn.most_uncertain(model, matrix[[at[m.entry.id] for m in candidates]])
+        chosen = candidates[k]
+        return replace(chosen, reasons=(Reason(ReasonKind.CALIBRATE, CALIBRATE_REASON), *chosen.reasons))
+
     def _learn(self, readers: Sequence[Profile], index: ranking.Index) -> None:
         """Give the index each rating reader's model (trained only when their ratings changed)."""
         embedder = self.embedder
@@ -441,10 +475,35 @@ class App:
             return
         if self._models is None:
             self._models = learn.ModelCache(salt=embedder.name)
-        ids, matrix = self.store.embeddings([i for p in rating for i in (*p.feedback.liked, *p.feedback.disliked)])
+        # The profile counts as liked papers in the fit: its seed papers and its phrases embedded as one
+        # sentence (the Index embeds that sentence too: one batch, cached for both).
+        seeds = {p.id: tuple(i if ":" in i else f"arxiv:{i}" for i in p.interests.papers) for p in rating}
+        texts = {p.id: ", ".join(k.text for k in p.interests.keywords) for p in rating}
+        # Through the Index's embedder (the store's kept vectors): the very vectors its ranking uses.
+        phrases = ranking.embed_phrases(index.embedder or embedder, [t for t in texts.values() if t])
+        ids, matrix = self.store.embeddings(
+            [i for p in rating for i in (*p.feedback.liked, *p.feedback.disliked, *seeds[p.id])]
+        )
         vectors = {i: matrix[k] for k, i in enumerate(ids)}
+        cache = self._models
+        # Models fitted by an earlier run, from the store: kept when their key still matches (no refit).
+        for reader, (stored, blob) in self.store.reader_models(
+            [p.id for p in rating if cache.key(p.id) is None]
+        ).items():
+            try:
+                cache.put(reader, stored, learn.ReaderModel.from_blob(blob))
+            except (ValueError, KeyError, TypeError, struct.error):  # a damaged row: refitted below
+                continue
+        fitted: dict[str, tuple[str, bytes | None]] = {}
         for p in rating:
-            index.reader_models[p.id] = self._models.get(p.id, p.feedback, vectors)
+            text = texts[p.id]
+            query = phrases[text][None, :] if text else None
+            before = cache.key(p.id)
+            model = index.reader_models[p.id] = cache.get(p.id, p.feedback, vectors, seeds[p.id], query)
+            now_key = cache.key(p.id)
+            if now_key is not None and now_key != before:
+                fitted[p.id] = (now_key, model.to_blob() if model is not None else None)
+        self.store.put_reader_models(fitted)
 
     def source_notes(self) -> tuple[str, ...]:
         """One line per source failing twice or more in a row, for digests and feeds."""

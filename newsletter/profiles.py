@@ -67,6 +67,7 @@ EXAMPLES = {
     "paused": "paused = false",
     "paused_until": "paused_until = 2026-12-08",
     "trending": "trending = 5",
+    "calibrate": "calibrate = true",
     "layout": 'layout = "compact"',
     "interests": '[interests] with keywords = ["mixture of experts"] below it',
     "keywords": 'keywords = ["mixture of experts", { text = "FP8 training", weight = 2 }]',
@@ -166,6 +167,10 @@ class FeedbackFile(_Strict):
     )
     disliked: list[str] = Field(
         default_factory=list, max_length=MAX_RATINGS, description='Papers rated "less like this" (arXiv ids).'
+    )
+    calibrate: bool = Field(
+        default=False,
+        description='Add one "to calibrate" paper to each digest: the one your ratings say least about.',
     )
 
     @field_validator("liked", "disliked")
@@ -341,6 +346,7 @@ def _to_profile(m: ProfileFile, reader: str, path: Path) -> Profile:
         paused=m.paused,
         paused_until=m.paused_until,
         trending=m.trending,
+        calibrate=m.feedback.calibrate,
         layout=m.layout,
         path=path,
         feedback=Feedback(

@@ -347,9 +347,12 @@ def why(reasons: Sequence[Reason]) -> str:
     other: list[str] = []
     cats: list[str] = []
     popular: str | None = None
+    calibrate: str | None = None
     for r in reasons:
         kind, term = r.kind, r.term
-        if kind is ReasonKind.KEYWORD and term:
+        if kind is ReasonKind.CALIBRATE:
+            calibrate = r.text
+        elif kind is ReasonKind.KEYWORD and term:
             if r.words:
                 partial.setdefault(term, r)
             else:
@@ -395,6 +398,8 @@ def why(reasons: Sequence[Reason]) -> str:
         groups.append("in " + ", ".join(dict.fromkeys(cats)))
     if popular is not None:
         groups.append(f"{popular} upvotes on Hugging Face" if popular else "popular on Hugging Face")
+    if calibrate:  # why it is there at all comes first: it was not picked for the reader's interests
+        groups.insert(0, calibrate)
     if not groups:
         return ""
     line = "; ".join(groups)
@@ -589,6 +594,7 @@ class Renderer:
                 reasons_rss,
             )
         values["top"] = number == 1
+        values["calibrate"] = any(r.kind is ReasonKind.CALIBRATE for r in m.reasons)
         # This reader's action buttons for the paper (feedback: "more like this" / "less like this"), as HTML
         # after the paper's buttons: signed per reader, so built here, not cached with the paper.
         if rate is not None:

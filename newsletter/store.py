@@ -32,7 +32,7 @@ import sqlite3
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -83,6 +83,11 @@ CREATE TABLE IF NOT EXISTS text_vectors (   -- readers' phrases and seed texts, 
     vector  BLOB NOT NULL,       -- float16, as entries' embeddings
     used    INTEGER NOT NULL,    -- the day (since the epoch) a run last asked for it: unused ones are pruned
     PRIMARY KEY (model, text)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reader_models (
+    reader  TEXT PRIMARY KEY,
+    key     TEXT NOT NULL,           -- learn.ratings_key of the ratings, seeds and phrases it was fitted on
+    model   BLOB NOT NULL            -- learn.ReaderModel.to_blob
 ) WITHOUT ROWID;
 """
 
@@ -517,6 +522,41 @@ class Store:
                 [(v.tobytes(), i) for i, v in zip(ids, vectors, strict=True)],
             )
             return cur.rowcount
+
+    # -- reader models (learned from ratings) ----------------------------------------
+
+    def reader_models(self, readers: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        """The stored model of each of *readers* that has one: ``{reader: (key, blob)}``.
+
+        A run that starts afresh (``newsletter run`` from cron) loads them
+        instead of refitting every rating reader (a few ms each, with folds).
+        A data folder from before this table (read-only) has none.
+        """
+        wanted = list(dict.fromkeys(readers))
+        if not wanted or not self._query("SELECT 1 FROM sqlite_master WHERE name = 'reader_models'"):
+            return {}
+        out: dict[str, tuple[str, bytes]] = {}
+        for i in range(0, len(wanted), _CHUNK):
+            part = wanted[i : i + _CHUNK]
+            marks = ",".join("?" * len(part))
+            for reader, key, blob in self._query(
+                f"SELECT reader, key, model FROM reader_models WHERE reader IN ({marks})", part
+            ):
+                out[reader] = (key, bytes(blob))
+        return out
+
+    def put_reader_models(self, models: Mapping[str, tuple[str, bytes | None]]) -> None:
+        """Keep each reader's newly fitted model under its key (None: no model now, the row goes)."""
+        if self.read_only or not models:
+            return
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO reader_models (reader, key, model) VALUES (?, ?, ?)",
+                [(r, k, b) for r, (k, b) in models.items() if b is not None],
+            )
+            db.executemany(
+                "DELETE FROM reader_models WHERE reader = ?", [(r,) for r, (_, b) in models.items() if b is None]
+            )
 
     def embeddings(self, ids: Sequence[str]) -> tuple[list[str], npt.NDArray[np.float16]]:
         """The ids among *ids* that have a vector (in the order asked), and those vectors as one float16 matrix."""

@@ -162,6 +162,9 @@ class Profile:
     """``paused = true`` in the file; an unsubscribe may pause the reader too (:func:`schedule.is_paused`)."""
     trending: int = 0
     """Also show this many of the day's most upvoted Hugging Face papers not picked (0: none)."""
+    calibrate: bool = False
+    """``[feedback] calibrate = true``: each digest adds one "to calibrate" paper, the candidate just below
+    the cut that the reader's model is least sure about (rating it teaches the most)."""
     layout: str = "full"
     """``full`` (abstracts) or ``compact`` (titles, reasons and a one-line abstract: for long digests)."""
     path: Path | None = None
@@ -180,6 +183,8 @@ class ReasonKind(enum.StrEnum):
     SIMILAR = "similar"
     """Close in meaning (sentence embeddings) to one of the reader's phrases or seed papers."""
     POPULAR = "popular"
+    CALIBRATE = "calibrate"
+    """Not picked for the reader's interests: added so that rating it teaches the model the most."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -220,3 +220,39 @@ def test_closest_liked_names_the_liked_paper_a_winner_resembles() -> None:
     assert [i for i, _ in found] == ["arxiv:1", "arxiv:0"]
     assert all(c > 0.9 for _, c in found)
     assert learn.closest_liked(learn.rated_vectors(Feedback(), vectors), vecs) == []
+
+
+def test_most_uncertain_is_the_candidate_nearest_the_boundary() -> None:
+    rng = np.random.default_rng(12)
+    entries = unit(rng, 40)
+    model = learn.fit(entries[:5], entries[5:15])
+    assert model is not None and model.kind == "logistic"
+    candidates = entries[15:]
+    k = learn.most_uncertain(model, candidates)
+    margins = np.abs(model.score(candidates))
+    assert margins[k] == margins.min() and k != int(np.argmax(model.score(candidates)))
+    rocchio = learn.fit(entries[:1], entries[1:2])
+    assert rocchio is not None and rocchio.kind == "rocchio"
+    assert learn.most_uncertain(rocchio, candidates) == 0, "no boundary: the best candidate, nearest the cut"
+    assert learn.most_uncertain(None, candidates) == 0
+
+
+def test_trust_follows_how_well_the_model_predicts_held_out_ratings() -> None:
+    """A reader whose likes differ from their dislikes along one direction gets a trusted model; random labels
+    get (almost) none, and the blend then leaves their explicit interests nearly alone."""
+    rng = np.random.default_rng(13)
+    topic = unit(rng, 1)[0]
+    liked = np.stack([near(topic, rng, 0.6) for _ in range(8)])
+    disliked = unit(rng, 24)
+    clear = learn.fit(liked, disliked, folds=learn.FOLDS)
+    assert clear is not None and clear.kind == "logistic" and clear.trust > 0.8
+    papers = unit(rng, 32)
+    noise = learn.fit(papers[:8], papers[8:], folds=learn.FOLDS)
+    assert noise is not None and noise.trust < 0.5
+    unmeasured = learn.fit(liked, disliked)
+    assert unmeasured is not None and unmeasured.trust == 1.0, "without folds: not measured, the full share"
+    back = learn.ReaderModel.from_blob(noise.to_blob())
+    assert back.trust == pytest.approx(noise.trust)
+    _, _, shares = learn.stack_models([clear, noise], DIM)
+    assert shares[0] == pytest.approx(learn.model_weight(clear.ratings) * clear.trust)
+    assert shares[1] == pytest.approx(learn.model_weight(noise.ratings) * noise.trust) and shares[1] < shares[0]

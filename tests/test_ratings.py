@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from starlette.testclient import TestClient
 
 from newsletter import profiles as profile_files
 from newsletter.config import Settings
-from newsletter.pipeline import App
+from newsletter.errors import ProfileError
+from newsletter.pipeline import CALIBRATE_REASON, App
+from newsletter.types import Digest, Match, Reason, ReasonKind
 
 PAPER = "arxiv:2510.19702"  # Q-HyViT, in the bundled fixture
 
@@ -127,3 +130,76 @@ def test_a_rating_changes_the_next_preview(app: App, client: TestClient) -> None
     assert any(r.startswith('like "Q-HyViT') and r.endswith("that you liked") for r in reasons), reasons
     assert [m.entry.id for m in after.matches] != [m.entry.id for m in before.matches]
     assert app._models is not None and app._models.fits == 1, "one model trained for ada's two ratings"
+
+
+def _rate_by_hand(app: App, liked: list[str], disliked: list[str], *, calibrate: bool | None) -> None:
+    """Ada's [feedback] section as a reader would write it (the file is the truth)."""
+    path = app.settings.paths.profiles_dir / "ada.toml"
+    text = path.read_text().split("\n[feedback]")[0]
+
+    def ids(xs: list[str]) -> str:
+        return ", ".join(f'"{i.removeprefix("arxiv:")}"' for i in xs)
+
+    option = "" if calibrate is None else f"calibrate = {str(calibrate).lower()}\n"
+    path.write_text(f"{text}\n[feedback]\n{option}liked = [{ids(liked)}]\ndisliked = [{ids(disliked)}]\n")
+
+
+def _calibrating(digest: Digest) -> list[Match]:
+    return [m for m in digest.matches if any(r.kind is ReasonKind.CALIBRATE for r in m.reasons)]
+
+
+def test_calibrate_adds_one_marked_unrated_paper_and_only_when_asked(app: App) -> None:
+    """``[feedback] calibrate = true``: one more paper, from just below the cut, never a rated one, marked as such
+    in the reason line, the HTML badge, the text part and the feed; without the option the digest is unchanged."""
+    first = app.preview("ada", days=7)
+    ids = [m.entry.id for m in first.matches]
+    assert len(ids) == first.profile.max_items
+    liked, disliked = ids[:2], ids[2:5]  # two of each: a logistic model, so the pick is by uncertainty
+    for option in (None, False):
+        _rate_by_hand(app, liked, disliked, calibrate=option)
+        off = app.preview("ada", days=7)
+        assert not _calibrating(off), "absent when the option is off"
+    _rate_by_hand(app, liked, disliked, calibrate=True)
+    on = app.preview("ada", days=7)
+    marked = _calibrating(on)
+    assert len(marked) == 1 and on.matches[-1] is marked[0], "one pick, after the reader's own"
+    pick = marked[0]
+    assert [m.entry.id for m in on.matches[:-1]] == [m.entry.id for m in off.matches], "the picks themselves stay"
+    assert pick.entry.id not in {*liked, *disliked} and pick.entry.id not in {m.entry.id for m in off.matches}
+    assert pick.reasons[0] == Reason(ReasonKind.CALIBRATE, CALIBRATE_REASON)
+
+    links = app.links("ada", on.period, [m.entry.id for m in on.matches])
+    email = app.renderer.email(on, links)
+    assert email.html.count(">To calibrate</p>") == 1 and email.text.count("TO CALIBRATE") == 1
+    line = "To calibrate: not picked for your interests"
+    assert email.html.count(line) == 1 and email.text.count(line) == 1
+    feed = app.renderer.feed(on.profile, on.matches, kind="atom", self_url=links.atom_url, updated=on.generated_at)
+    assert feed.count(line) == 1
+    plain = app.renderer.email(off, app.links("ada", off.period, [m.entry.id for m in off.matches]))
+    assert "calibrate" not in plain.html.lower() and "calibrate" not in plain.text.lower()
+
+
+def test_calibrate_must_be_true_or_false(app: App) -> None:
+    path = app.settings.paths.profiles_dir / "ada.toml"
+    path.write_text(path.read_text() + '\n[feedback]\ncalibrate = "often"\n')
+    with pytest.raises(ProfileError) as caught:
+        profile_files.load_profile(path)
+    assert "calibrate" in caught.value.detail and "calibrate = true" in str(caught.value), str(caught.value)
+
+
+def test_a_readers_model_is_kept_in_the_store_and_not_refitted_by_the_next_run(app: App) -> None:
+    """A run that starts afresh (no models in memory) loads the model fitted before instead of fitting it again,
+    and refits only when the ratings change."""
+    ids = [m.entry.id for m in app.preview("ada", days=7).matches]
+    _rate_by_hand(app, ids[:2], ids[2:5], calibrate=None)
+    first = app.preview("ada", days=7)
+    assert app._models is not None and app._models.fits == 1
+    stored = app.store.reader_models(["ada"])
+    assert set(stored) == {"ada"} and stored["ada"][0] == app._models.key("ada")
+    app._models = None  # as a new process starts
+    again = app.preview("ada", days=7)
+    assert app._models is not None and app._models.fits == 0, "loaded from the store, not refitted"
+    assert [m.entry.id for m in again.matches] == [m.entry.id for m in first.matches]
+    _rate_by_hand(app, ids[:2], ids[2:6], calibrate=None)
+    app.preview("ada", days=7)
+    assert app._models.fits == 1 and app.store.reader_models(["ada"])["ada"][0] == app._models.key("ada")

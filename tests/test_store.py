@@ -295,3 +295,18 @@ def test_a_damaged_legacy_file_is_not_migrated_and_says_so(tmp_path: Path) -> No
     with pytest.raises(StoreCorruptError, match=LEGACY_FILE):
         Store(tmp_path)
     assert (tmp_path / LEGACY_FILE).read_text() == '{"entries": {"1": '
+
+
+def test_reader_models_are_kept_by_reader_and_key(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        assert store.reader_models(["ada"]) == {}
+        store.put_reader_models({"ada": ("k1", b"one"), "alan": ("k2", b"two")})
+        store.put_reader_models({"ada": ("k3", b"three")})
+        assert store.reader_models(["ada", "alan", "grace"]) == {"ada": ("k3", b"three"), "alan": ("k2", b"two")}
+        store.put_reader_models({"alan": ("k4", None)})  # no model any more: the row goes
+        assert store.reader_models(["alan"]) == {}
+    with sqlite3.connect(tmp_path / STORE_FILE) as db:  # a data folder from before the table
+        db.execute("DROP TABLE reader_models")
+    with Store(tmp_path, read_only=True) as store:
+        assert store.reader_models(["ada"]) == {}
+        store.put_reader_models({"ada": ("k5", b"five")})  # read-only: nothing written, no error
