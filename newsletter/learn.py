@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize  # type: ignore[import-untyped]
 
 from .types import Feedback, Profile
 
@@ -300,6 +299,8 @@ def _lbfgs(
 
     start = np.zeros(d + 1)
     start[:d] = start_w
+    from scipy import optimize  # type: ignore[import-untyped]  # here, not at import: `fetch` and `status` skip it
+
     found = optimize.minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 200, "gtol": 1e-6})
     return np.asarray(found.x, dtype=np.float64)
 
