@@ -46,7 +46,7 @@ from .errors import (
     TransientDeliveryError,
 )
 from .files import atomic_write
-from .retry import rate_limit_wait
+from .retry import GiveUp, RetryPolicy, rate_limit_wait
 from .types import Outgoing, Receipt, RenderedEmail
 
 if TYPE_CHECKING:
@@ -390,10 +390,12 @@ class OutboxSender:
 class Pacer:
     """Retries transient failures with doubling waits; a 429 pauses every thread.
 
-    Only :class:`TransientDeliveryError` is retried.  A rate limit sets a
-    shared 'not before' time, so the other sends in flight wait too instead of
-    hammering the API.  Waits longer than *max_wait* give up for this run (the
-    ledger row goes back to ``planned`` and the next run tries again).
+    Only :class:`TransientDeliveryError` is retried, as
+    :meth:`~newsletter.retry.RetryPolicy.next_wait` decides (the same rule
+    as fetching).  A rate limit sets a shared 'not before' time, so the other
+    sends in flight wait too instead of hammering the API.  Waits longer than
+    *max_wait* give up for this run (the ledger row goes back to ``planned``
+    and the next run tries again).
     """
 
     def __init__(
@@ -405,16 +407,14 @@ class Pacer:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.retries = retries
-        self.backoff = backoff
-        self.max_wait = max_wait
+        self.policy = RetryPolicy(retries, backoff, max_wait)
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
         self._not_before = 0.0
 
     def call(self, attempt: Callable[[], str | None]) -> str | None:
-        for n in range(self.retries + 1):
+        for n in range(self.policy.retries + 1):
             with self._lock:
                 wait = self._not_before - self._clock()
             if wait > 0:
@@ -422,17 +422,16 @@ class Pacer:
             try:
                 return attempt()
             except TransientDeliveryError as e:
-                if n == self.retries:
-                    raise
-                delay = self.backoff * (2**n)
-                if e.retry_after is not None:
-                    if e.retry_after > self.max_wait:
+                delay = self.policy.next_wait(n, e.retry_after)
+                if isinstance(delay, GiveUp):
+                    if delay.why == "asks too long" and e.retry_after is not None:
                         raise TransientDeliveryError(
                             f"{e}; the rate limit resets in {e.retry_after:.0f} s, longer than "
-                            f"delivery.max_wait ({self.max_wait:.0f} s): the next run sends it",
+                            f"delivery.max_wait ({self.policy.max_wait:.0f} s): the next run sends it",
                             e.retry_after,
                         ) from e
-                    delay = e.retry_after
+                    raise
+                if e.retry_after is not None:  # every thread waits, not only this one
                     with self._lock:
                         self._not_before = max(self._not_before, self._clock() + delay)
                     continue

@@ -45,7 +45,7 @@ from .bodies import BodyTooLarge, DeadlinePassed, read_body
 from .config import FetchSettings, SourceSettings
 from .errors import FetchError, InternalError, NewsletterError
 from .politeness import ARXIV_INTERVAL, Clock, HostLimiter, Sleep
-from .retry import retry_after_seconds
+from .retry import GiveUp, RetryPolicy, retry_after_seconds
 from .transport import DEADLINE, AddressRefused, GuardedTransport, Resolver
 from .types import EntryData, SourceState
 
@@ -232,27 +232,30 @@ class Fetcher:
             raise FetchError(f"refused: {url} is not a valid URL ({e}); check the source's url") from None
         client = self.client(host if allow_private else None)
         s = self.settings
+        policy = RetryPolicy(s.retries, s.backoff, s.max_retry_after)
         for attempt in range(s.retries + 1):
             try:
                 with self.limiter.slot(host, min_interval):
                     return self._attempt(client, url, headers, budget)
             except _Retry as r:
                 tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
-                if attempt == s.retries:
-                    raise FetchError(f"{r} (gave up after {tries})") from None
-                if r.retry_after is not None and r.retry_after > s.max_retry_after:
-                    raise FetchError(
-                        f"{r}; the server asks us to wait {r.retry_after:g} s, longer than "
-                        f"fetch.max_retry_after ({s.max_retry_after:g} s): trying again next run"
-                    ) from None
-                delay = r.retry_after if r.retry_after is not None else s.backoff * 2**attempt
-                if r.retry_after is not None:
-                    self.limiter.defer(host, delay)
-                if delay >= budget.left():
+                wait = policy.next_wait(attempt, r.retry_after, left=budget.left())
+                if isinstance(wait, GiveUp):
+                    if wait.why == "attempts":
+                        raise FetchError(f"{r} (gave up after {tries})") from None
+                    if wait.why == "asks too long":
+                        raise FetchError(
+                            f"{r}; the server asks us to wait {r.retry_after:g} s, longer than "
+                            f"fetch.max_retry_after ({s.max_retry_after:g} s): trying again next run"
+                        ) from None
+                    if r.retry_after is not None:  # other sources on this host wait too
+                        self.limiter.defer(host, r.retry_after)
                     raise FetchError(
                         f"{r}; no time left for a retry within the {s.deadline:g} s deadline (after {tries})"
                     ) from None
-                self.sleep(delay)
+                if r.retry_after is not None:
+                    self.limiter.defer(host, wait)
+                self.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(self, client: httpx.Client, url: str, headers: dict[str, str], budget: _Budget) -> Fetched:

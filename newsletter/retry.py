@@ -1,11 +1,21 @@
-"""How long a server asks us to wait: one ``Retry-After`` reading for fetching and delivery."""
+"""Retries for fetching and delivery: one ``Retry-After`` reading and one decision of how long to wait.
+
+:meth:`RetryPolicy.next_wait` is pure (attempt, what the server asked, time
+left -> seconds or :class:`GiveUp`); the two loops that use it differ only in
+what they do meanwhile (a fetch defers its host; sends share one pause).
+tenacity and stamina were weighed: both wrap a call in a decorator whose
+stop/wait rules would need this same logic as callbacks, and neither knows
+a deadline shared with the socket or a pause shared between threads.
+"""
 
 from __future__ import annotations
 
 import email.utils
+import math
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 class Headers(Protocol):
@@ -51,3 +61,38 @@ def rate_limit_wait(headers: Headers | None, now: datetime) -> float | None:
         except ValueError:
             pass
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently a step is tried again: fetching and delivery share this decision.
+
+    *max_wait* caps what a server may ask for (``Retry-After``): a longer
+    wait gives up for this run instead of holding it.
+    """
+
+    retries: int
+    backoff: float
+    max_wait: float
+
+    def next_wait(self, attempt: int, retry_after: float | None, *, left: float = math.inf) -> float | GiveUp:
+        """Seconds to wait before trying again after failed *attempt* (from 0), or why not to.
+
+        The server's *retry_after* wins over the doubling backoff; *left* is
+        the time the step still has (a deadline), if any.
+        """
+        if attempt >= self.retries:
+            return GiveUp("attempts")
+        if retry_after is not None and retry_after > self.max_wait:
+            return GiveUp("asks too long")
+        delay = retry_after if retry_after is not None else self.backoff * 2**attempt
+        if delay >= left:
+            return GiveUp("deadline")
+        return delay
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """Why a step is not tried again in this run (each caller words it for its own setting names)."""
+
+    why: Literal["attempts", "asks too long", "deadline"]

@@ -27,3 +27,15 @@ def test_rate_limit_wait_prefers_retry_after_then_the_reset_time() -> None:
     assert rate_limit_wait({"Retry-After": "later", "X-RateLimit-Reset": "0"}, NOW) == 0.0
     assert rate_limit_wait({"X-RateLimit-Reset": "tomorrow"}, NOW) is None
     assert rate_limit_wait({}, NOW) is None and rate_limit_wait(None, NOW) is None
+
+
+def test_one_policy_decides_the_wait_for_fetching_and_delivery() -> None:
+    from newsletter.retry import GiveUp, RetryPolicy
+
+    policy = RetryPolicy(retries=3, backoff=0.5, max_wait=60)
+    assert [policy.next_wait(n, None) for n in range(3)] == [0.5, 1.0, 2.0]  # doubling
+    assert policy.next_wait(0, 7.0) == 7.0  # the server's Retry-After wins over the backoff
+    assert policy.next_wait(3, None) == GiveUp("attempts")
+    assert policy.next_wait(0, 61.0) == GiveUp("asks too long")
+    assert policy.next_wait(1, None, left=0.9) == GiveUp("deadline")
+    assert policy.next_wait(1, None, left=1.1) == 1.0
