@@ -736,22 +736,27 @@ def cross_validate(
             ]
         names = sorted(scores)
         held: list[float] = []
+        held_by: dict[str, list[float]] = {}
         chosen: Counter[str] = Counter()
+        k_folds = min(folds, len(names)) if folds > 0 else len(names)  # 0: leave one interest out
         for rep in range(repeats):
             order = names[:]
             random.Random(f"cv/{kind}/{rep}").shuffle(order)
-            for f in range(folds):
-                test = order[f::folds]
+            for f in range(k_folds):
+                test = order[f::k_folds]
                 train = [n for n in order if n not in test]
                 means = [statistics.fmean(v for n in train for v in scores[n][c]) for c in range(len(configs))]
                 best = max(range(len(configs)), key=lambda c: (means[c], -c))
                 chosen[", ".join(f"{k} {v}" for k, v in configs[best].items())] += 1
                 held.extend(v for n in test for v in scores[n][best])
+                for n in test:
+                    held_by.setdefault(n, []).extend(scores[n][best])
         all_means = [statistics.fmean(v for n in names for v in scores[n][c]) for c in range(len(configs))]
         top = max(range(len(configs)), key=lambda c: (all_means[c], -c))
         out[kind] = {
             "held_out_mean": statistics.fmean(held),
             "held_out_se": statistics.stdev(held) / math.sqrt(len(held) / repeats),
+            "held_out_by_interest": held_by,
             "chosen": dict(chosen.most_common()),
             "best_on_all": configs[top],
             "best_on_all_mean": all_means[top],
@@ -812,6 +817,19 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
             out(f"  best on all interests (in-sample): {r['best_on_all']} {r['best_on_all_mean']:.3f}")
             for cfg, m in r["grid"].items():
                 out(f"    {cfg:<45} {m:.3f}")
+    if args.cv and fused is not None:
+        # Both dev sets pooled, leave one interest out: the weights must also suit the broad topics.
+        broad = load_broad(args.draws)
+        pooled = cross_validate([*specific, *broad], fused, args.draws, repeats=1, folds=0)
+        for kind, r in pooled.items():
+            out("")
+            out(f"cross-validation ({kind}, both sets pooled, leave one interest out):")
+            for label, group in (("specific", specific), ("broad", broad)):
+                values = [v for it in group for v in r["held_out_by_interest"].get(it.name, [])]
+                if values:
+                    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+                    out(f"  held-out P@min(20,R), {label} interests: {statistics.fmean(values):.3f} +- {se:.3f}")
+            out(f"  chosen per fold: {r['chosen']}")
     if args.listing_labels:
         for key, t in evaluate(args.draws).items():
             tables[f"labels {key}"] = t

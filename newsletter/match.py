@@ -304,6 +304,11 @@ class _Query:
     """Seeds x dim: each seed's centred unit vector (which seed a paper is closest to), in ``seeds`` order."""
     seed_raw: Vector | None = None
     """The same seeds' raw unit vectors (the closest abstract sentence to a seed)."""
+    close_to: Vector | None = None
+    """The phrases' vectors, then the seeds' raw ones: which of them a paper is closest to is one product
+    (see :meth:`Index._similar_reason`)."""
+    close_skip: npt.NDArray[np.intp] | None = None
+    """Rows of ``close_to`` that are seeds without a vector: never the closest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -756,6 +761,14 @@ class Index:
                 seed_entries.append(entry)
         meaning, phrase_vectors = self._meaning(keywords, phrases)
         seed_meaning, seed_vectors, seed_raw = self._seed_meaning(seed_entries)
+        close_to, close_skip = None, None
+        if phrase_vectors or seed_raw is not None:
+            rows = [v for _, v in phrase_vectors]
+            if seed_raw is not None:
+                rows.extend(seed_raw)
+                absent = np.flatnonzero(~np.any(seed_raw, axis=1))
+                close_skip = absent + len(phrase_vectors) if len(absent) else None
+            close_to = np.stack(rows).astype(np.float32)
         return _Query(
             keywords=keywords,
             excludes=excludes,
@@ -770,6 +783,8 @@ class Index:
             seed_meaning=seed_meaning,
             seed_vectors=seed_vectors,
             seed_raw=seed_raw,
+            close_to=close_to,
+            close_skip=close_skip,
         )
 
     @staticmethod
@@ -787,11 +802,11 @@ class Index:
         wanted = [*([joined] if joined else []), *(t for t, _, _ in keywords)]
         if phrases is None or any(t not in phrases for t in wanted):
             phrases = embed_phrases(self.embedder, wanted)
-        total = sum(max(w, 0.0) for _, w, _ in keywords) or 1.0
-        each = sum(max(w, 0.0) / total * phrases[t] for t, w, _ in keywords)
-        together = phrases[joined] if joined else 0.0
-        meaning = np.asarray(SEMANTIC_JOINED * together + (1.0 - SEMANTIC_JOINED) * each, dtype=np.float32)
-        return meaning, tuple((t, phrases[t]) for t, _, _ in keywords)
+        weights = np.array([max(w, 0.0) for _, w, _ in keywords], dtype=np.float32)
+        total = float(weights.sum()) or 1.0
+        each = (weights / total) @ np.stack([phrases[t] for t, _, _ in keywords])
+        meaning = each if joined is None else SEMANTIC_JOINED * phrases[joined] + (1.0 - SEMANTIC_JOINED) * each
+        return np.asarray(meaning, dtype=np.float32), tuple((t, phrases[t]) for t, _, _ in keywords)
 
     def _seed_meaning(self, seed_entries: Sequence[Entry]) -> tuple[Vector | None, Vector | None, Vector | None]:
         """The seeds' centred centroid, their centred and raw unit vectors; Nones when none has a vector."""
@@ -946,20 +961,20 @@ class Index:
         sem = self._semantic
         if sem is None or not sem.present[row]:
             return None
-        vec = sem.raw[row]
-        best: tuple[float, str, str, int | None] | None = None
-        for text, v in query.phrase_vectors:
-            c = float(vec @ v)
-            if best is None or c > best[0]:
-                best = (c, f'"{text}"', text, None)
-        if query.seed_raw is not None:
-            for (pid, _), ref, v in zip(query.seeds, query.seed_refs, query.seed_raw, strict=True):
-                c = float(vec @ v)
-                if np.any(v) and (best is None or c > best[0]):
-                    best = (c, f"your paper {pid}", pid, ref)
-        if best is None:
+        if query.close_to is None:
             return None
-        _, named, term, seed_ref = best
+        # The phrases, then the seed papers (the first of equals wins); a seed without a vector never does.
+        cosines = query.close_to @ sem.raw[row]
+        if query.close_skip is not None:
+            cosines[query.close_skip] = -np.inf
+        at = int(np.argmax(cosines))
+        phrases = len(query.phrase_vectors)
+        if at < phrases:
+            term, seed_ref = query.phrase_vectors[at][0], None
+            named = f'"{term}"'
+        else:
+            term, seed_ref = query.seeds[at - phrases][0], query.seed_refs[at - phrases]
+            named = f"your paper {term}"
         if not quote:
             return Reason(ReasonKind.SIMILAR, f"close in meaning to {named}", term)
         key = (row, term, seed_ref)
