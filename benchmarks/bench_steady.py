@@ -57,8 +57,12 @@ def day_items(day: int, m: int) -> list[Any]:
     ]
 
 
-def write_config(folder: Path, feed_url: str, sendgrid_host: str | None = None, concurrency: int = 64) -> Path:
+def write_config(
+    folder: Path, feed_url: str, sendgrid_host: str | None = None, concurrency: int = 64, semantic: bool | None = None
+) -> Path:
+    """The site's config; *semantic* None writes no ``[ranking]`` table (the release has none)."""
     config = folder / "newsletter.toml"
+    ranking = "" if semantic is None else f"\n[ranking]\nsemantic = {'true' if semantic else 'false'}\n"
     delivery = (
         f"""
 [delivery]
@@ -88,7 +92,7 @@ allow_private = true
 base_url = "https://news.example.org"
 title = "steady"
 contact = "operator@example.org"
-{delivery}""",
+{ranking}{delivery}""",
         encoding="utf-8",
     )
     (folder / "profiles").mkdir(exist_ok=True)
@@ -113,7 +117,9 @@ def generate(folder: Path, days: int, entries: int, embed: bool) -> dict[str, An
     per_day: list[float] = []
     per_day_cpu: list[float] = []
     with FeedServer() as server:
-        config = write_config(folder, server.url(FEED_PATH))
+        # The fetches do not run the embedding model (2,000 papers take ~40 s of it on 2 cores:
+        # benchmarks/bench_embed.py measures that); random vectors of the stored size stand in.
+        config = write_config(folder, server.url(FEED_PATH), semantic=False if embed else None)
         with make_app(load_settings(config), clock=lambda: now[0]) as app:
             for day in range(1, days):
                 server.add(FEED_PATH, workload.arxiv_rss(day_items(day, entries)))
@@ -132,6 +138,23 @@ def generate(folder: Path, days: int, entries: int, embed: bool) -> dict[str, An
                 while ids := app.store.ids_without_embedding(5000):
                     app.store.put_embeddings(ids, rng.standard_normal((len(ids), EMBED_DIM)).astype(np.float16))
     return {"fetch_s_per_day": per_day, "fetch_cpu_s_per_day": per_day_cpu, "stored": stored}
+
+
+def fill_embeddings(data_dir: Path) -> int:
+    """Random unit-size vectors, of the stored size, for every entry without one (this checkout's store)."""
+    import numpy as np
+
+    from newsletter.store import Store
+
+    rng = np.random.default_rng(1)
+    filled = 0
+    store = Store(data_dir)
+    try:
+        while ids := store.ids_without_embedding(5000):
+            filled += store.put_embeddings(ids, rng.standard_normal((len(ids), EMBED_DIM)).astype(np.float16))
+    finally:
+        store.close()
+    return filled
 
 
 # -- the parent ------------------------------------------------------------------------------------
@@ -198,7 +221,7 @@ def measure(name: str, code: Path | None, folder: Path, days: int, entries: int,
     grown = json.loads(out.strip().splitlines()[-1])
     generate_s = time.perf_counter() - t0
     with FeedServer() as server:
-        config = write_config(folder, server.url(FEED_PATH))
+        config = write_config(folder, server.url(FEED_PATH), semantic=False if embed else None)
         server.add(FEED_PATH, workload.arxiv_rss(day_items(days, entries)))
         fetch_s, fetch_cpu, fetch_out = child(code, "-m", "newsletter", "--config", str(config), "fetch", cwd=folder)
     status = [child(code, "-m", "newsletter", "--config", str(config), "status", cwd=folder) for _ in range(3)]
@@ -237,6 +260,8 @@ def daily(name: str, code: Path | None, folder: Path, readers: int, latency: flo
     from bench_send import start_server
     from sendgrid_server import API_KEY, accepted
 
+    if code is None:  # the last day's papers were fetched without the model: give them stand-in vectors too
+        fill_embeddings(folder / "data")
     profiles = folder / "profiles"
     shutil.rmtree(profiles, ignore_errors=True)
     profiles.mkdir()
@@ -248,11 +273,13 @@ def daily(name: str, code: Path | None, folder: Path, readers: int, latency: flo
     db.unlink(missing_ok=True)
     server, host = start_server(db, latency)
     try:
-        config = write_config(folder, "http://127.0.0.1:9/unused", host)
+        # The daily run ranks as a site does by default: lexical + semantic (the readers' phrases embedded).
+        config = write_config(folder, "http://127.0.0.1:9/unused", host, semantic=True if code is None else None)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([*([str(code)] if code else []), str(HERE)])
         env["NEWSLETTER_SECRET"] = "bench-secret-not-for-production"
         env["SENDGRID_API_KEY"] = API_KEY
+        env["NEWSLETTER_ACCEPT_NEW_LEDGER"] = "1"  # the ledger was removed on purpose: every reader is new
         with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: 10,000 log lines would fill a pipe
             t0 = time.perf_counter()
             proc = subprocess.Popen(
@@ -297,7 +324,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="keep the data folders here")
     ap.add_argument("--reuse", action="store_true", help="with --keep: use the folders grown by an earlier run")
-    ap.add_argument("--readers", type=int, default=0, help="then the daily run for this many readers (ours)")
+    ap.add_argument(
+        "--readers", type=int, nargs="*", default=[], help="then the daily run for each of these reader counts (ours)"
+    )
     ap.add_argument("--baseline-readers", type=int, default=1000, help="readers of the release's daily run")
     ap.add_argument("--latency", type=float, default=0.1, help="SendGrid test server latency, seconds")
     args = ap.parse_args(argv)
@@ -305,13 +334,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     base = args.keep or tmp
     sys.path.insert(0, str(ROOT / "tests"))
 
-    def one(name: str, code: Path | None, embed: bool, readers: int) -> dict[str, Any]:
+    def one(name: str, code: Path | None, embed: bool, readers: list[int]) -> dict[str, Any]:
         folder = base / name
         row: dict[str, Any] = {"name": name}
         if not (args.reuse and folder.exists()):
             row = measure(name, code, folder, args.days, args.entries, embed=embed)
-        if readers:
-            row["daily"] = daily(name, code, folder, readers, args.latency)
+        row["daily"] = [daily(name, code, folder, n, args.latency) for n in readers]
         return row
 
     try:
@@ -320,7 +348,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not args.no_baseline:
             ref = args.baseline_ref or default_ref()
             code = export(ref, tmp / "release-code")
-            release = one("release", code, False, min(args.baseline_readers, args.readers))
+            release = one("release", code, False, [args.baseline_readers] if args.readers else [])
             release["ref"] = ref
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -32,9 +32,9 @@ import workload
 from pydantic import TypeAdapter
 from tinydb import TinyDB
 
-from newsletter.ledger import FeedItem, Ledger
+from newsletter.ledger import Ledger
 from newsletter.store import Store
-from newsletter.types import Entry, Reason, ReasonKind
+from newsletter.types import Entry, FeedItem, Reason, ReasonKind
 
 NOW = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
 LINEAR_TARGET = 2.0

@@ -48,7 +48,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "ledger": ["--readers", "1000", "10000", "--sample", "1000"],
         "store": ["--sizes", "1000", "10000", "--sample", "300"],
         "e2e": ["--readers", "10000", "--entries", "2000", "--latency", "0.1", "--profile"],
-        "steady": ["--days", "30", "--entries", "2000"],
+        "steady": ["--days", "30", "--entries", "2000", "--readers", "10000", "100000"],
     },
     "tiny": {
         "parse": ["--size", "40", "--repeat", "1"],
@@ -60,7 +60,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "ledger": ["--readers", "20", "40", "--sample", "10"],
         "store": ["--sizes", "20", "200", "--sample", "10"],
         "e2e": ["--readers", "20", "--entries", "50", "--latency", "0.01", "--baseline", "5"],
-        "steady": ["--days", "3", "--entries", "50"],
+        "steady": ["--days", "3", "--entries", "50", "--readers", "20", "--baseline-readers", "10"],
     },
 }
 STAGES = list(SIZES["full"])
@@ -303,6 +303,24 @@ def stage_steady(argv: list[str]) -> tuple[Any, list[Row]]:
         Row("steady state", "data folder", ours["folder_mb"], "MB", base.get("folder_mb"),
             f"<= {t['folder_mb']:g} MB", ours["folder_mb"] <= t["folder_mb"],
             "ours with a 768-byte embedding per entry; the release stores none"),
+        *[row for d in ours["daily"] for row in _daily_rows(d, base.get("daily") or [])],
+    ]  # fmt: skip
+
+
+def _daily_rows(d: dict[str, Any], release: list[dict[str, Any]]) -> list[Row]:
+    """The daily run on the month-old folder: wall time against the target, per-reader cost, RSS."""
+    n = int(d["readers"])
+    target_s, target_mb = (120.0, 800.0) if n <= 10_000 else (900.0, 2048.0)
+    b = release[0] if release else {}
+    per = f"{d['run_s'] / n * 1000:.1f} ms per reader"
+    if b:
+        per += f"; the release: {b['run_s'] / b['readers'] * 1000:.1f} ms per reader at {b['readers']} readers"
+    return [
+        Row("steady state", f"daily run, {n} readers, month-old store", d["run_s"], "s", None, f"<= {target_s:g} s",
+            d["run_s"] <= target_s, f"CPU {d['run_cpu_s']:.0f} s, {d['messages']} messages; {per}"),
+        Row("steady state", f"peak RSS, {n} readers", d["run_rss_mb"], "MB", b.get("run_rss_mb"),
+            f"<= {target_mb:g} MB", d["run_rss_mb"] <= target_mb,
+            f"data folder after the run {d['folder_after_run_mb']:.0f} MB"),
     ]  # fmt: skip
 
 

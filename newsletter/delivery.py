@@ -1,8 +1,9 @@
 """Delivery: rendered digests into MIME messages, handed to one mail backend.
 
-Every backend implements :class:`Sender`: take a finished
-:class:`~email.message.EmailMessage`, hand it over, return the provider's
-message id, or raise one of the :class:`~newsletter.errors.DeliveryError`
+Every backend implements :class:`Sender`: take an
+:class:`~newsletter.types.Outgoing` message, serialise it its own way (MIME
+for SMTP and the outbox, the v3 JSON for SendGrid), hand it over, return a
+:class:`~newsletter.types.Receipt`, or raise one of the :class:`~newsletter.errors.DeliveryError`
 kinds (permanent, transient, ambiguous) so the caller can record the right
 ledger state.  The default backend, :class:`OutboxSender`, writes ``.eml``
 files and needs no keys or network.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import binascii
 import contextlib
 import hashlib
-import http.client
 import json
 import re
 import secrets
@@ -25,7 +25,6 @@ import smtplib
 import ssl
 import threading
 import time
-import urllib.error
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -33,7 +32,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import itsdangerous
 
@@ -48,7 +47,7 @@ from .errors import (
 )
 from .files import atomic_write
 from .retry import rate_limit_wait
-from .types import RenderedEmail
+from .types import Outgoing, Receipt, RenderedEmail
 
 if TYPE_CHECKING:
     from .config import DeliverySettings
@@ -63,8 +62,8 @@ class Sender(Protocol):
 
     name: str
 
-    def send(self, message: EmailMessage) -> str | None:
-        """Hand *message* over; return the provider's message id if it gives one."""
+    def send(self, message: Outgoing) -> Receipt:
+        """Hand *message* over; the receipt carries the provider's message id (and the outbox file)."""
         ...
 
     def close(self) -> None: ...
@@ -240,29 +239,39 @@ def message_id(reader: str, period: str, from_address: str) -> str:
     return f"<digest.{period}.{digest}@{domain}>"
 
 
+def _checked(address: str, name: str, what: str) -> tuple[str, str]:
+    """*address* and *name* made header-safe; an address email's parser refuses is a permanent failure."""
+    name = one_line(name, 80)
+    try:
+        Address(display_name=name, addr_spec=address)
+    except (ValueError, IndexError) as e:
+        raise PermanentDeliveryError(f"invalid address for {what}: {e}") from e
+    return address, name
+
+
 def build_notice(
     *, to: str, subject: str, text: str, html: str, from_address: str, from_name: str, now: datetime, key: str
-) -> EmailMessage:
+) -> Outgoing:
     """A one-off message that is not a digest (a subscription confirmation): text and HTML, literal headers.
 
     *key* makes its Message-ID (and the outbox file name) unique.
     """
-    msg = EmailMessage(policy=WIRE)
-    try:
-        msg["From"] = Address(display_name=one_line(from_name, 80), addr_spec=from_address)
-        msg["To"] = Address(addr_spec=to)
-    except (ValueError, IndexError) as e:
-        raise PermanentDeliveryError(f"invalid address {to!r}: {e}") from e
-    msg["Subject"] = one_line(subject, 200)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id(key, "notice", from_address)
-    msg["X-Newsletter-Digest"] = f"{key}/notices"
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["MIME-Version"] = "1.0"
-    msg.make_alternative()
-    msg.attach(_quoted_printable(text, "plain"))
-    msg.attach(_quoted_printable(html, "html"))
-    return msg
+    sender, sender_name = _checked(from_address, from_name, "the sender")
+    to, _ = _checked(to, "", repr(to))
+    return Outgoing(
+        reader=key,
+        period="notices",
+        message_id=message_id(key, "notice", from_address),
+        date=now,
+        sender=sender,
+        sender_name=sender_name,
+        to=to,
+        to_name="",
+        subject=one_line(subject, 200),
+        text=text,
+        html=html,
+        headers=(("Auto-Submitted", "auto-generated"),),
+    )
 
 
 def build_message(
@@ -277,33 +286,56 @@ def build_message(
     now: datetime,
     reply_to: str | None = None,
     unsubscribe_mailto: str | None = None,
-) -> EmailMessage:
-    """A multipart/alternative message with RFC 8058 one-click unsubscribe headers.
+) -> Outgoing:
+    """A digest with RFC 8058 one-click unsubscribe headers, for any backend.
 
     The mailto form of List-Unsubscribe is only offered when the operator names
     an address they read (*unsubscribe_mailto*): nothing here reads a mailbox.
     """
-    msg = EmailMessage(policy=WIRE)
-    try:
-        msg["From"] = Address(display_name=one_line(from_name, 80), addr_spec=from_address)
-        msg["To"] = Address(display_name=one_line(email.to_name, 80), addr_spec=email.to)
-        if reply_to:
-            msg["Reply-To"] = reply_to
-    except (ValueError, IndexError) as e:
-        raise PermanentDeliveryError(f"invalid address for {reader}: {e}") from e
-    msg["Subject"] = one_line(email.subject, 200)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id(reader, period, from_address)
+    sender, sender_name = _checked(from_address, from_name, "the sender")
+    to, to_name = _checked(email.to, email.to_name, reader)
+    if reply_to:
+        reply_to, _ = _checked(reply_to, "", "delivery.reply_to")
     domain = from_address.rpartition("@")[2]
-    msg["List-Id"] = f"{one_line(list_id, 60)} <{_list_host(list_id)}.{domain}>"
     mailto = f", <mailto:{unsubscribe_mailto}?subject=unsubscribe%20{reader}>" if unsubscribe_mailto else ""
-    msg["List-Unsubscribe"] = f"<{unsubscribe_url}>{mailto}"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg["X-Newsletter-Digest"] = f"{reader}/{period}"
+    return Outgoing(
+        reader=reader,
+        period=period,
+        message_id=message_id(reader, period, from_address),
+        date=now,
+        sender=sender,
+        sender_name=sender_name,
+        to=to,
+        to_name=to_name,
+        subject=one_line(email.subject, 200),
+        text=email.text,
+        html=email.html,
+        reply_to=reply_to or None,
+        headers=(
+            ("List-Id", f"{one_line(list_id, 60)} <{_list_host(list_id)}.{domain}>"),
+            ("List-Unsubscribe", one_line(f"<{unsubscribe_url}>{mailto}", 990)),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ),
+    )
+
+
+def to_mime(message: Outgoing) -> EmailMessage:
+    """The message as multipart/alternative MIME with literal headers (the outbox and SMTP backends)."""
+    msg = EmailMessage(policy=WIRE)
+    msg["From"] = Address(display_name=message.sender_name, addr_spec=message.sender)
+    msg["To"] = Address(display_name=message.to_name, addr_spec=message.to)
+    if message.reply_to:
+        msg["Reply-To"] = message.reply_to
+    msg["Subject"] = message.subject
+    msg["Date"] = format_datetime(message.date)
+    msg["Message-ID"] = message.message_id
+    for name, value in message.headers:
+        msg[name] = value
+    msg["X-Newsletter-Digest"] = message.key
     msg["MIME-Version"] = "1.0"
     msg.make_alternative()
-    msg.attach(_quoted_printable(email.text, "plain"))
-    msg.attach(_quoted_printable(email.html, "html"))
+    msg.attach(_quoted_printable(message.text, "plain"))
+    msg.attach(_quoted_printable(message.html, "html"))
     return msg
 
 
@@ -339,18 +371,14 @@ class OutboxSender:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def path_for(self, message: EmailMessage) -> Path:
-        reader, _, period = str(message["X-Newsletter-Digest"]).partition("/")
-        return self.folder / period / f"{reader}.eml"
-
-    def send(self, message: EmailMessage) -> str | None:
-        path = self.path_for(message)
+    def send(self, message: Outgoing) -> Receipt:
+        path = self.folder / message.period / f"{message.reader}.eml"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, message.as_bytes(policy=WIRE))
+            atomic_write(path, to_mime(message).as_bytes(policy=WIRE))
         except OSError as e:
             raise DeliveryError(f"cannot write {path} ({e.strerror}); check the outbox folder") from e
-        return str(message["Message-ID"])
+        return Receipt(message.message_id, path)
 
     def close(self) -> None:
         pass
@@ -412,73 +440,77 @@ class Pacer:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _parts(message: EmailMessage) -> tuple[str, str]:
-    """The plain-text and HTML bodies of a message built by :func:`build_message`."""
-    plain = message.get_body(("plain",))
-    html = message.get_body(("html",))
-    text = plain.get_content() if isinstance(plain, EmailMessage) else ""
-    markup = html.get_content() if isinstance(html, EmailMessage) else ""
-    return str(text), str(markup)
-
-
 # -- SendGrid ------------------------------------------------------------------------
 
-_SENDGRID_RESERVED = {
-    "to", "from", "subject", "reply-to", "content-type", "content-transfer-encoding",
-    "mime-version", "dkim-signature", "date", "cc", "bcc", "x-sg-id", "x-sg-eid",
-    "received", "return-path", "sender", "x-newsletter-digest",
-}  # fmt: skip
 
-
-def sendgrid_payload(message: EmailMessage, *, sandbox: bool) -> dict[str, Any]:
-    """The v3 ``/mail/send`` JSON for *message*.
+def sendgrid_payload(message: Outgoing, *, sandbox: bool) -> dict[str, Any]:
+    """The v3 ``/mail/send`` JSON for *message*, built with the ``sendgrid`` package's helpers.
 
     SendGrid's subscription tracking is off: it would add its own
     List-Unsubscribe, and we manage unsubscribes ourselves.  ``custom_args``
     carries the digest id so webhook events can be matched to the ledger.
     """
-    sender = message["From"].addresses[0]
-    to = message["To"].addresses[0]
-    text, html = _parts(message)
-    headers = {k: str(v) for k, v in message.items() if k.lower() not in _SENDGRID_RESERVED}
-    payload: dict[str, Any] = {
-        "personalizations": [{"to": [_sg_address(to)]}],
-        "from": _sg_address(sender),
-        "subject": str(message["Subject"]),
-        "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
-        "headers": headers,
-        "custom_args": {"digest": str(message["X-Newsletter-Digest"])},
-        "tracking_settings": {"subscription_tracking": {"enable": False}},
-        "mail_settings": {"sandbox_mode": {"enable": sandbox}},
-    }
-    if message["Reply-To"]:
-        payload["reply_to"] = _sg_address(message["Reply-To"].addresses[0])
-    return payload
+    from sendgrid.helpers import mail as sg
 
-
-def _sg_address(a: Address) -> dict[str, str]:
-    return {"email": a.addr_spec, "name": a.display_name} if a.display_name else {"email": a.addr_spec}
+    mail = sg.Mail(
+        from_email=sg.From(message.sender, message.sender_name or None),
+        to_emails=sg.To(message.to, message.to_name or None),
+        subject=message.subject,
+    )
+    mail.add_content(sg.Content("text/plain", message.text))
+    mail.add_content(sg.Content("text/html", message.html))
+    for name, value in (("Message-ID", message.message_id), *message.headers):  # SendGrid sets Date itself
+        mail.add_header(sg.Header(name, value))
+    if message.reply_to:
+        mail.reply_to = sg.ReplyTo(message.reply_to)
+    mail.add_custom_arg(sg.CustomArg("digest", message.key))
+    mail.tracking_settings = sg.TrackingSettings(subscription_tracking=sg.SubscriptionTracking(False))
+    mail.mail_settings = sg.MailSettings(sandbox_mode=sg.SandBoxMode(sandbox))
+    return cast(dict[str, Any], mail.get())
 
 
 class SendGridSender:
-    """SendGrid's v3 API through the official ``sendgrid`` client.
+    """SendGrid's v3 API: payloads from the ``sendgrid`` helpers, posted over one pooled keep-alive client.
+
+    The official client opens a new connection (a TLS handshake against the
+    real API) per request and keeps request state on itself.  One
+    :class:`urllib3.PoolManager`, shared by the send threads, keeps up to
+    *connections* connections open instead, and drops one the server closed
+    before reusing it.  urllib3 rather than httpx here: measured on loopback
+    with 60 KB bodies, httpx's pool cost ~1.4 ms of CPU per request against
+    urllib3's ~0.7 ms, and the send stage is CPU-bound.
 
     SendGrid has no idempotency key, so every way a request can end is sorted
     into one of three kinds: permanent (400/401/403/413: recorded, not
-    retried), transient (429, 5xx, refused connection: waited for and retried
-    here, then left for the next run), and ambiguous (the request went out but
-    no status came back: recorded as uncertain, never resent).
+    retried), transient (429, 5xx, a connection that could not be opened:
+    waited for and retried here, then left for the next run), and ambiguous
+    (the connection broke after the request started, or no status came back:
+    recorded as uncertain, never resent).
     """
 
     name = "sendgrid"
 
-    def __init__(self, api_key: str, *, host: str, timeout: float, sandbox: bool, pacer: Pacer) -> None:
-        self._api_key = api_key
+    def __init__(
+        self, api_key: str, *, host: str, timeout: float, sandbox: bool, pacer: Pacer, connections: int = 64
+    ) -> None:
+        import urllib3
+
         self._host = host
-        self._timeout = timeout
         self._sandbox = sandbox
         self._pacer = pacer
-        self._local = threading.local()
+        self._url = host.rstrip("/") + "/v3/mail/send"
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "User-Agent": "newsletter",
+        }
+        self._http = urllib3.PoolManager(
+            num_pools=2,
+            maxsize=connections,
+            block=False,
+            retries=False,  # retries are ours (Pacer): only what cannot have been accepted is tried again
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),  # a hung API must not block a send forever
+        )
 
     @classmethod
     def from_settings(cls, d: DeliverySettings) -> SendGridSender:
@@ -495,50 +527,36 @@ class SendGridSender:
             timeout=d.timeout,
             sandbox=d.sendgrid_sandbox,
             pacer=Pacer(d.retries, d.backoff, d.max_wait),
+            connections=d.concurrency,
         )
 
-    def _client(self) -> Any:
-        """One client per thread: the official client keeps request state on itself."""
-        client = getattr(self._local, "client", None)
-        if client is None:
-            import sendgrid
+    def send(self, message: Outgoing) -> Receipt:
+        body = json.dumps(sendgrid_payload(message, sandbox=self._sandbox)).encode("utf-8")
+        return Receipt(self._pacer.call(lambda: self._send_once(body)))
 
-            client = sendgrid.SendGridAPIClient(api_key=self._api_key, host=self._host)
-            client.client.timeout = self._timeout  # its default is None: a hung API would block forever
-            self._local.client = client
-        return client
-
-    def send(self, message: EmailMessage) -> str | None:
-        payload = sendgrid_payload(message, sandbox=self._sandbox)
-        return self._pacer.call(lambda: self._send_once(payload))
-
-    def _send_once(self, payload: dict[str, Any]) -> str | None:
-        from python_http_client import exceptions as sg_errors
+    def _send_once(self, body: bytes) -> str | None:
+        from urllib3 import exceptions as http_errors
 
         try:
-            response = self._client().send(payload)
-        except sg_errors.HTTPError as e:
-            raise _sendgrid_error(e.status_code, e.headers, e.body) from e
-        except urllib.error.URLError as e:
-            # urllib wraps errors raised while connecting or writing the
-            # request: the body never reached the server whole.
-            raise TransientDeliveryError(f"SendGrid not reachable at {self._host} ({e.reason}); will retry") from e
-        except (http.client.HTTPException, OSError) as e:
-            # Raised while waiting for the answer (dropped connection, read
-            # timeout): the request was sent and may have been accepted.
+            response = self._http.request("POST", self._url, body=body, headers=self._headers, redirect=False)
+        except (http_errors.NewConnectionError, http_errors.ConnectTimeoutError, http_errors.NameResolutionError) as e:
+            # The connection was never opened: the request cannot have reached SendGrid.
+            raise TransientDeliveryError(f"SendGrid not reachable at {self._host} ({e}); will retry") from e
+        except http_errors.HTTPError as e:
+            # The connection broke while the request was written or its answer
+            # awaited (reset, read timeout): it may have been accepted.
             raise AmbiguousDeliveryError(
                 f"SendGrid dropped the connection after the request was sent ({type(e).__name__}: {e}); "
                 "it may have been delivered, so it is recorded as uncertain and not resent"
             ) from e
-        status = int(response.status_code)
+        status = response.status
         if status == 202 or status == 200:
-            headers = response.headers
-            found = headers.get("X-Message-Id") if headers is not None else None
+            found = response.headers.get("X-Message-Id")
             return str(found) if found else None
-        raise _sendgrid_error(status, response.headers, response.body)
+        raise _sendgrid_error(status, response.headers, response.data)
 
     def close(self) -> None:
-        pass  # the official client opens a connection per request: nothing to close
+        self._http.clear()
 
 
 def _sendgrid_error(status: int, headers: Any, body: Any) -> DeliveryError:
@@ -672,8 +690,9 @@ class SmtpSender:
         with contextlib.suppress(OSError):
             conn.close()
 
-    def send(self, message: EmailMessage) -> str | None:
-        return self._pacer.call(lambda: self._send_once(message))
+    def send(self, message: Outgoing) -> Receipt:
+        mime = to_mime(message)
+        return Receipt(self._pacer.call(lambda: self._send_once(mime)))
 
     def _send_once(self, message: EmailMessage) -> str | None:
         conn = self._connection()
@@ -722,7 +741,10 @@ __all__ = [
     "SmtpSender",
     "Tokens",
     "build_message",
+    "build_notice",
     "load_secret",
     "message_id",
     "one_line",
+    "sendgrid_payload",
+    "to_mime",
 ]

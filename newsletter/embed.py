@@ -28,7 +28,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -66,6 +67,52 @@ class TextEmbedder(Protocol):
     def embed(self, texts: Sequence[str]) -> Matrix:
         """A ``(len(texts), dim)`` float32 array of L2-normalised rows."""
         ...
+
+
+class TextVectorStore(Protocol):
+    """Where vectors of readers' texts are kept between runs (:class:`newsletter.store.Store`)."""
+
+    def text_vectors(self, model: str, texts: Sequence[str], today: date) -> Mapping[str, npt.NDArray[Any]]: ...
+
+    def put_text_vectors(self, model: str, texts: Sequence[str], matrix: npt.ArrayLike, today: date) -> None: ...
+
+
+class StoredTexts:
+    """A :class:`TextEmbedder` that asks the store first: a reader's phrases are embedded once, not every run.
+
+    10,000 readers' phrases are ~20,000 short texts: embedding them again in
+    every daily run would cost tens of seconds of the model.  Vectors go
+    through float16 (the stored precision) even when fresh, so a run ranks
+    the same whether a phrase was embedded now or a month ago.
+    """
+
+    def __init__(self, inner: TextEmbedder, store: TextVectorStore, today: date) -> None:
+        self.inner = inner
+        self.store = store
+        self.today = today
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        found = {
+            t: np.asarray(v, dtype=np.float32) for t, v in self.store.text_vectors(self.name, texts, self.today).items()
+        }
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            fresh = np.asarray(self.inner.embed(missing), dtype=np.float16)
+            self.store.put_text_vectors(self.name, missing, fresh, self.today)
+            found.update(zip(missing, fresh.astype(np.float32), strict=True))
+        rows = np.stack([found[t] for t in texts])
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        return np.asarray(rows / np.where(norms > 0, norms, 1), dtype=np.float32)
 
 
 def default_model_dir() -> Path:

@@ -21,6 +21,7 @@ line without a traceback.
     │   └── ParseError         the bytes are not a feed we understand
     ├── RenderError            a template is missing or broken
     ├── ModelError             the shipped embedding model is missing, corrupt or cannot load
+    ├── InternalError          a bug: an unexpected exception in one item's step (traceback logged)
     └── DeliveryError          one email could not be handed over
         ├── PermanentDeliveryError   retrying will not help (bad address, auth)
         │   └── DeliveryAuthError    the backend refused our credentials (401/403)
@@ -36,6 +37,23 @@ from pathlib import Path
 
 class NewsletterError(Exception):
     """Base class: catch this to catch everything the project raises on purpose."""
+
+
+class InternalError(NewsletterError):
+    """An unexpected exception in one reader's or one source's step: a bug, kept as a value.
+
+    The batch goes on for the other items; the exception itself is
+    ``__cause__`` (and ``original``), and its traceback was logged where it
+    was caught, so nothing is flattened into a string.
+    """
+
+    def __init__(self, what: str, original: BaseException) -> None:
+        self.original = original
+        super().__init__(
+            f"internal error while {what}: {type(original).__name__}: {original}; "
+            "this is a bug, please report it with the log's traceback"
+        )
+        self.__cause__ = original
 
 
 class ConfigError(NewsletterError):

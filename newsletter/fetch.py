@@ -40,10 +40,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 
-from . import __version__, sources
+from . import __version__, logs, sources
 from .bodies import BodyTooLarge, DeadlinePassed, read_body
 from .config import FetchSettings, SourceSettings
-from .errors import FetchError, NewsletterError
+from .errors import FetchError, InternalError, NewsletterError
 from .politeness import ARXIV_INTERVAL, Clock, HostLimiter, Sleep
 from .retry import retry_after_seconds
 from .transport import DEADLINE, AddressRefused, GuardedTransport, Resolver
@@ -449,7 +449,8 @@ class Fetcher:
         try:
             return self.fetch_source(source, state, now)
         except Exception as e:  # a bug on one source's path must not lose the others
-            return SourceFetch(source.name, state, error=f"internal error: {type(e).__name__}: {e}")
+            logs.get("fetch").exception("fetching %s crashed", source.name)
+            return SourceFetch(source.name, state, error=str(InternalError(f"fetching {source.name}", e)))
 
 
 def _via(hops: list[str]) -> str:

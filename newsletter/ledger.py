@@ -21,15 +21,13 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from .errors import StoreCorruptError, StoreError
-from .types import Delivery, DeliveryStatus, Match, Reason, ReasonKind
+from .types import Delivery, DeliveryStatus, FeedItem, Reason, ReasonKind
 
 LEDGER_FILE = "ledger.sqlite3"
 
@@ -81,23 +79,6 @@ CREATE TABLE IF NOT EXISTS delivered (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class FeedItem:
-    """One match as a reader's feed shows it: the paper, its score and why."""
-
-    entry_id: str
-    score: float
-    reasons: tuple[Reason, ...]
-    at: datetime | None = None
-    """When it was sent (set when read back from the ledger)."""
-    rank: int = 0
-    """Its place in the digest (1 = top): the feed shows a digest in the order it was picked."""
-
-    @classmethod
-    def of(cls, match: Match, rank: int) -> FeedItem:
-        return cls(match.entry.id, match.score, match.reasons, rank=rank)
-
-
 def _reasons_json(reasons: Sequence[Reason]) -> str:
     """Every field of each reason, so the feed groups them as the email did."""
     return json.dumps([[r.kind.value, r.text, r.term, r.where, list(r.words), r.detail] for r in reasons])
@@ -110,6 +91,21 @@ def _reasons_from_json(text: str) -> tuple[Reason, ...]:
         kind, said, term, where, words, detail = [*row, None, None, [], ""][:6]
         out.append(Reason(ReasonKind(kind), said, term, where, tuple(words), detail))
     return tuple(out)
+
+
+T = TypeVar("T")
+
+
+class _Write(Generic[T]):
+    """One thread's write waiting for a group commit (:meth:`Ledger._write`)."""
+
+    __slots__ = ("done", "error", "op", "result")
+
+    def __init__(self, op: Callable[[sqlite3.Connection], T]) -> None:
+        self.op = op
+        self.done = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
 
 
 # Rows in these states hold their entries: they count as delivered for no-repeat.
@@ -153,7 +149,9 @@ class Ledger:
             raise self._error(e) from e
         except OSError as e:
             raise StoreError(f"cannot open {self.path} ({e.strerror})") from e
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the write connection: held by the thread committing a group
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Write[Any]] = []
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._readers: list[sqlite3.Connection] = []
 
@@ -213,22 +211,65 @@ class Ledger:
         rows = self._query(sql, args)
         return rows[0] if rows else None
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run *op* in a durable transaction, grouped with the writes other threads asked for meanwhile.
+
+        Group commit: 64 send threads each needing a durable claim and a
+        durable "sent" would otherwise queue for one fsync each.  A thread
+        queues its write, then takes the write lock; if the thread before it
+        already committed the write, it is done, else it commits everything
+        queued in one transaction (one fsync).  Each write runs in its own
+        savepoint, so one write's exception undoes that write alone and is
+        raised in the thread that asked for it; nothing returns before its
+        write is on disk, so the exactly-once promise (claimed before sent)
+        is unchanged.
+        """
+        job = _Write(op)
+        with self._queue_lock:
+            self._queue.append(job)
         with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as e:
-                raise self._error(e) from e
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as e:
-                with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already (disk full)
-                    self._db.execute("ROLLBACK")
-                if isinstance(e, sqlite3.Error):
-                    raise self._error(e) from e
+            if not job.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        if job.error is not None:
+            raise job.error
+        return cast(T, job.result)
+
+    def _commit(self, batch: list[_Write[Any]]) -> None:
+        """One transaction for *batch*, one COMMIT (the caller holds the write lock).
+
+        No savepoint per write: every statement gives up the GIL while SQLite
+        works and must win it back from the send threads, so the group's
+        statements are kept few.  If one write raises, the whole transaction is
+        rolled back, that write gets its error, and the others run again in a
+        new transaction (they have seen nothing durable yet).
+        """
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for k, job in enumerate(batch):
+                try:
+                    job.result = job.op(db)
+                except Exception as e:  # this write's own failure: the others go again without it
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    job.error = self._error(e) if isinstance(e, sqlite3.Error) else e
+                    job.done = True
+                    self._commit(batch[:k] + batch[k + 1 :])
+                    return
+            db.execute("COMMIT")
+        except BaseException as e:
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already (disk full)
+                db.execute("ROLLBACK")
+            failed: BaseException = self._error(e) if isinstance(e, sqlite3.Error) else e
+            for job in batch:
+                job.result, job.error = None, failed
+            if not isinstance(e, Exception):
                 raise
+        finally:
+            for job in batch:
+                job.done = True
 
     # -- the state machine -----------------------------------------------------
 
@@ -238,7 +279,8 @@ class Ledger:
         Call once at start-up, while holding the data folder's write lock, so
         no live process can be mid-send.  Returns the rows it changed.
         """
-        with self._tx() as db:
+
+        def op(db: sqlite3.Connection) -> list[Delivery]:
             rows = db.execute("SELECT * FROM deliveries WHERE status = ?", (DeliveryStatus.SENDING.value,)).fetchall()
             db.execute(
                 "UPDATE deliveries SET status = ?, updated_at = ?, "
@@ -246,7 +288,9 @@ class Ledger:
                 "WHERE status = ?",
                 (DeliveryStatus.UNCERTAIN.value, now.isoformat(), DeliveryStatus.SENDING.value),
             )
-        return [_row(r) for r in rows]
+            return [_row(r) for r in rows]
+
+        return self._write(op)
 
     def get(self, reader: str, period: str) -> Delivery | None:
         r = self._query_one("SELECT * FROM deliveries WHERE reader = ? AND period = ?", (reader, period))
@@ -272,26 +316,27 @@ class Ledger:
         False if it was sent, is being sent, is uncertain, failed permanently or
         was covered by another digest.
         """
-        ids = list(entry_ids)
+        ids_json = json.dumps(list(entry_ids))
         stamp = now.isoformat()
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT status FROM deliveries WHERE reader = ? AND period = ?", (reader, period)
-            ).fetchone()
-            if row is not None and row[0] not in _OPEN:
-                return False
-            db.execute(
+
+        def op(db: sqlite3.Connection) -> bool:
+            claimed = db.execute(
                 "INSERT INTO deliveries (reader, period, status, entry_ids, backend, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reader, period) DO UPDATE SET "
                 "status = excluded.status, entry_ids = excluded.entry_ids, backend = excluded.backend, "
-                "updated_at = excluded.updated_at, error = NULL",
-                (reader, period, DeliveryStatus.SENDING.value, json.dumps(ids), backend, stamp, stamp),
+                "updated_at = excluded.updated_at, error = NULL WHERE deliveries.status IN (?, ?)",
+                (reader, period, DeliveryStatus.SENDING.value, ids_json, backend, stamp, stamp, *_OPEN),
+            ).rowcount
+            if claimed != 1:
+                return False  # sent, being sent, uncertain, failed for good or covered
+            db.execute(  # one statement for every id (json_each), not one step per row
+                "INSERT OR IGNORE INTO delivered (reader, entry_id, period, at) "
+                "SELECT ?, value, ?, ? FROM json_each(?)",
+                (reader, period, stamp, ids_json),
             )
-            db.executemany(
-                "INSERT OR IGNORE INTO delivered (reader, entry_id, period, at) VALUES (?, ?, ?, ?)",
-                [(reader, i, period, stamp) for i in ids],
-            )
-        return True
+            return True
+
+        return self._write(op)
 
     def mark_sent(
         self,
@@ -328,12 +373,15 @@ class Ledger:
         again; without, it stays ``failed`` for the operator to look at.
         """
         status = DeliveryStatus.PLANNED if retry else DeliveryStatus.FAILED
-        with self._tx() as db:
+
+        def op(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM delivered WHERE reader = ? AND period = ?", (reader, period))
             db.execute(
                 "UPDATE deliveries SET status = ?, error = ?, updated_at = ? WHERE reader = ? AND period = ?",
                 (status.value, error, now.isoformat(), reader, period),
             )
+
+        self._write(op)
 
     def mark_skipped(self, reader: str, period: str, reason: str, now: datetime) -> bool:
         """Record that nothing matched for *period*; the period stays open for a later run.
@@ -344,7 +392,8 @@ class Ledger:
         this call wrote.
         """
         stamp = now.isoformat()
-        with self._tx() as db:
+
+        def op(db: sqlite3.Connection) -> bool:
             cur = db.execute(
                 "INSERT INTO deliveries (reader, period, status, error, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (reader, period) DO UPDATE SET "
@@ -353,6 +402,8 @@ class Ledger:
                 (reader, period, DeliveryStatus.SKIPPED.value, reason, stamp, stamp, *_OPEN),
             )
             return cur.rowcount == 1
+
+        return self._write(op)
 
     def reopen(self, reader: str, period: str, now: datetime, *, uncertain: bool = False) -> Delivery:
         """Make a failed (or, with *uncertain*, an uncertain) digest sendable again: ``newsletter resend``.
@@ -364,7 +415,8 @@ class Ledger:
         allowed = {DeliveryStatus.FAILED.value, DeliveryStatus.PLANNED.value, DeliveryStatus.SKIPPED.value}
         if uncertain:
             allowed.add(DeliveryStatus.UNCERTAIN.value)
-        with self._tx() as db:
+
+        def op(db: sqlite3.Connection) -> Delivery:
             r = db.execute("SELECT * FROM deliveries WHERE reader = ? AND period = ?", (reader, period)).fetchone()
             if r is None:
                 raise LookupError(period)
@@ -376,7 +428,9 @@ class Ledger:
                 "UPDATE deliveries SET status = ?, updated_at = ? WHERE reader = ? AND period = ?",
                 (DeliveryStatus.PLANNED.value, now.isoformat(), reader, period),
             )
-        return before
+            return before
+
+        return self._write(op)
 
     def _finish(
         self,
@@ -391,7 +445,9 @@ class Ledger:
         keep: int = 100,
         covers: str | None = None,
     ) -> None:
-        with self._tx() as db:
+        rows = json.dumps([[i.entry_id, i.score, _reasons_json(i.reasons), i.rank] for i in items or ()])
+
+        def op(db: sqlite3.Connection) -> None:
             if covers is not None:
                 stamp = now.isoformat()
                 db.execute(
@@ -415,10 +471,11 @@ class Ledger:
                 (status.value, message_id, error, now.isoformat(), reader, period),
             )
             if items:
-                db.executemany(
+                db.execute(  # one statement for every item (json_each), not one step per row
                     "INSERT OR REPLACE INTO feed_items (reader, entry_id, score, reasons, at, rank) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [(reader, i.entry_id, i.score, _reasons_json(i.reasons), now.isoformat(), i.rank) for i in items],
+                    "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+                    "json_extract(value, '$[2]'), ?, json_extract(value, '$[3]') FROM json_each(?)",
+                    (reader, now.isoformat(), rows),
                 )
                 db.execute(
                     "DELETE FROM feed_items WHERE reader = ? AND entry_id NOT IN (SELECT entry_id FROM feed_items "
@@ -426,16 +483,21 @@ class Ledger:
                     (reader, reader, keep),
                 )
 
+        self._write(op)
+
     # -- unsubscribes ----------------------------------------------------------------
 
     def record_unsubscribe(self, reader: str, at: datetime) -> None:
         """Durably remember a one-click unsubscribe; see :func:`profiles.is_paused`."""
-        with self._tx() as db:
+
+        def op(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO unsubscribes (reader, at) VALUES (?, ?) "
                 "ON CONFLICT (reader) DO UPDATE SET at = excluded.at",
                 (reader, at.isoformat()),
             )
+
+        self._write(op)
 
     def unsubscribed(self) -> dict[str, datetime]:
         """Every reader's last one-click unsubscribe, for the planner's snapshot."""
@@ -453,12 +515,15 @@ class Ledger:
         The file is the source of truth for the ranking; this record is the
         history ``newsletter feedback`` shows and what rate limits count.
         """
-        with self._tx() as db:
+
+        def op(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO ratings (reader, entry_id, choice, at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (reader, entry_id) DO UPDATE SET choice = excluded.choice, at = excluded.at",
                 (reader, entry_id, choice, at.isoformat()),
             )
+
+        self._write(op)
 
     def ratings(self, reader: str) -> dict[str, tuple[str | None, datetime]]:
         """The reader's ratings by entry id: ``(choice, when)``, latest first."""
@@ -473,7 +538,8 @@ class Ledger:
         Every row moves in one transaction, and *old* stays an alias, so links
         in digests already sent (feed, unsubscribe) keep working.
         """
-        with self._tx() as db:
+
+        def op(db: sqlite3.Connection) -> None:
             for table in ("deliveries", "feed_items", "delivered", "unsubscribes", "ratings"):
                 db.execute(f"UPDATE OR IGNORE {table} SET reader = ? WHERE reader = ?", (new, old))
                 db.execute(f"DELETE FROM {table} WHERE reader = ?", (old,))
@@ -484,6 +550,8 @@ class Ledger:
                 (old, new, now.isoformat()),
             )
             db.execute("DELETE FROM aliases WHERE old = new")
+
+        self._write(op)
 
     def resolve(self, reader: str) -> str:
         """The reader id a (possibly old) id now stands for: links in old digests name old ids."""
@@ -554,9 +622,12 @@ class Ledger:
         lists it again after it was pruned from the store.
         """
         cutoff = before.isoformat()
-        with self._tx() as db:
+
+        def op(db: sqlite3.Connection) -> int:
             db.execute("DELETE FROM feed_items WHERE at < ?", (cutoff,))
             return db.execute("DELETE FROM delivered WHERE at < ?", (cutoff,)).rowcount
+
+        return self._write(op)
 
 
 def _row(r: tuple[str, ...]) -> Delivery:

@@ -14,7 +14,6 @@ from collections import ChainMap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -25,10 +24,10 @@ from . import match as ranking
 from . import profiles as profile_files
 from .config import Settings
 from .delivery import OutboxSender, Sender, SendGridSender, SmtpSender, Tokens, build_message, load_secret
-from .errors import AmbiguousDeliveryError, DeliveryAuthError, DeliveryError, NewsletterError
+from .errors import AmbiguousDeliveryError, DeliveryAuthError, DeliveryError, InternalError, NewsletterError
 from .fetch import Fetcher
 from .files import atomic_write
-from .ledger import FeedItem, Ledger
+from .ledger import Ledger
 from .render import ReaderLinks, Renderer, self_check
 from .schedule import (
     Due,
@@ -54,10 +53,13 @@ from .types import (
     Digest,
     Entry,
     EntryData,
+    FeedItem,
     Match,
+    Outgoing,
     Profile,
     Rating,
     ReasonKind,
+    Receipt,
     RunReport,
     SourceResult,
     SourceState,
@@ -256,7 +258,11 @@ class App:
         wanted += [i for r in readers for i in (*r.feedback.liked, *r.feedback.disliked)]
         ids, matrix = self.store.embeddings(wanted)
         vectors = {i: matrix[k] for k, i in enumerate(ids)}
-        return ranking.Index(entries, embeddings=vectors, embedder=embedder)
+        from .embed import StoredTexts
+
+        # Readers' phrases (and seeds no store row holds) are embedded once and kept in the store.
+        kept = StoredTexts(embedder, self.store, self.clock().date())
+        return ranking.Index(entries, embeddings=vectors, embedder=kept)
 
     # -- profiles ------------------------------------------------------------------
 
@@ -547,11 +553,11 @@ class App:
             try:
                 result = self._deliver_one(digest, now, guard, covers=covers)
             except NewsletterError as e:
-                result = DeliveryResult(digest.profile.id, DeliveryStatus.FAILED, digest.period, detail=str(e))
+                result = _failed_result(digest.profile.id, digest.period, e)
             except Exception as e:  # a bug in one reader's job must not lose the others' results
                 log.exception("delivery to %s crashed", digest.profile.id)
-                result = DeliveryResult(
-                    digest.profile.id, DeliveryStatus.FAILED, digest.period, detail=f"internal error: {e!r}"
+                result = _failed_result(
+                    digest.profile.id, digest.period, InternalError(f"delivering to {digest.profile.id}", e)
                 )
             finally:
                 slots.release()
@@ -593,11 +599,11 @@ class App:
             wanted = [(d.profile, d.period, since.get(d.profile.id)) for _, d in block]
             return list(self._digests(wanted, index, now))
         except Exception as e:  # one block's failure is reported per reader; the next block still runs
+            error = e if isinstance(e, NewsletterError) else InternalError(f"ranking {len(block)} readers", e)
             if not isinstance(e, NewsletterError):
                 log.exception("ranking a block of %d readers crashed", len(block))
-            detail = str(e) if isinstance(e, NewsletterError) else f"internal error: {e!r}"
             for i, d in block:
-                results[i] = _logged(DeliveryResult(d.profile.id, DeliveryStatus.FAILED, d.period.key, detail=detail))
+                results[i] = _logged(_failed_result(d.profile.id, d.period.key, error))
             return [None] * len(block)
 
     def _deliver_one(
@@ -640,28 +646,27 @@ class App:
         if not self.ledger.claim(profile.id, period, ids, self.sender.name, now):
             return DeliveryResult(profile.id, DeliveryStatus.SENDING, period, detail="claimed by another run")
         try:
-            provider_id = self.sender.send(message)
+            receipt = self.sender.send(message)
         except AmbiguousDeliveryError as e:
             self.ledger.mark_uncertain(profile.id, period, str(e), self.clock())
             guard.record(auth_failed=False)
-            return DeliveryResult(profile.id, DeliveryStatus.UNCERTAIN, period, detail=str(e))
+            return DeliveryResult(profile.id, DeliveryStatus.UNCERTAIN, period, detail=str(e), error=e)
         except DeliveryError as e:
             self.ledger.mark_failed(profile.id, period, str(e), self.clock(), retry=e.retry_later)
             guard.record(auth_failed=isinstance(e, DeliveryAuthError))
-            return DeliveryResult(profile.id, DeliveryStatus.FAILED, period, detail=str(e))
+            return _failed_result(profile.id, period, e)
         items = [FeedItem.of(m, rank) for rank, m in enumerate(digest.matches, 1)]
         self.ledger.mark_sent(
             profile.id,
             period,
-            provider_id,
+            receipt.message_id,
             self.clock(),
             items,
             keep=self.settings.feed.items,
             covers=covers.key if covers is not None else None,
         )
         guard.record(auth_failed=False)
-        path = self.sender.path_for(message) if isinstance(self.sender, OutboxSender) else None
-        return DeliveryResult(profile.id, DeliveryStatus.SENT, period, len(digest.matches), path=path)
+        return DeliveryResult(profile.id, DeliveryStatus.SENT, period, len(digest.matches), path=receipt.path)
 
     def is_paused(self, profile: Profile) -> bool:
         """:func:`schedule.is_paused` with this reader's unsubscribe record, asked fresh."""
@@ -828,6 +833,10 @@ def _profile_of(app: App, reader: str) -> Profile | None:
         return None
 
 
+def _failed_result(reader: str, period: str | None, error: NewsletterError) -> DeliveryResult:
+    return DeliveryResult(reader, DeliveryStatus.FAILED, period, detail=str(error), error=error)
+
+
 def _logged(result: DeliveryResult) -> DeliveryResult:
     """Log one delivery result as it happens (a killed run still leaves its trace), and return it."""
     logs.log_deliveries([result])
@@ -897,7 +906,7 @@ class ReadOnlySender:
 
     name = "read-only"
 
-    def send(self, message: EmailMessage) -> str | None:
+    def send(self, message: Outgoing) -> Receipt:
         raise NewsletterError(
             "this app opened the data folder read-only and cannot send; this is a bug, please report it"
         )

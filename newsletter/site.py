@@ -30,9 +30,9 @@ from pathlib import Path
 from .config import Settings, secret
 from .errors import StateLostError, StoreError
 from .files import atomic_write
-from .ledger import LEDGER_FILE, FeedItem, Ledger
+from .ledger import LEDGER_FILE, Ledger
 from .store import LOCK_FILE, PROFILES_FILE, STORE_FILE, Store
-from .types import Delivery, DeliveryStatus
+from .types import Delivery, DeliveryStatus, FeedItem
 
 SITE_FILE = "site.json"
 SECRET_FILE = "secret.key"  # as newsletter.delivery names it

@@ -77,6 +77,13 @@ CREATE TABLE IF NOT EXISTS sources (
     name  TEXT PRIMARY KEY,
     data  TEXT NOT NULL              -- the SourceState as JSON (_STATE)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS text_vectors (   -- readers' phrases and seed texts, embedded once for every run
+    model   TEXT NOT NULL,
+    text    TEXT NOT NULL,
+    vector  BLOB NOT NULL,       -- float16, as entries' embeddings
+    used    INTEGER NOT NULL,    -- the day (since the epoch) a run last asked for it: unused ones are pruned
+    PRIMARY KEY (model, text)
+) WITHOUT ROWID;
 """
 
 # The one mapping between types and rows: pydantic reads and writes the dataclasses as JSON.
@@ -462,8 +469,9 @@ class Store:
         return len(rows)
 
     def prune_entries(self, before: datetime) -> int:
-        """Forget entries first seen before *before* (one ``DELETE``); returns how many."""
+        """Forget entries first seen before *before* (one ``DELETE``), and text vectors no run asked for since."""
         with self._tx() as db:
+            db.execute("DELETE FROM text_vectors WHERE used < ?", ((before.date() - _EPOCH.date()).days,))
             return db.execute(
                 "DELETE FROM entries WHERE first_seen < ? AND first_seen <> ?", (_us(before), _us(NOT_LISTED))
             ).rowcount
@@ -532,6 +540,43 @@ class Store:
             "SELECT id FROM entries WHERE embedding IS NULL ORDER BY first_seen DESC, id LIMIT ?", (limit,)
         )
         return [r[0] for r in rows]
+
+    def text_vectors(self, model: str, texts: Sequence[str], today: date) -> dict[str, npt.NDArray[np.float16]]:
+        """The stored vectors of those *texts* that *model* embedded before; marks them used *today*."""
+        import numpy as np
+
+        found: dict[str, npt.NDArray[np.float16]] = {}
+        wanted = list(dict.fromkeys(texts))
+        for i in range(0, len(wanted), _CHUNK):
+            part = wanted[i : i + _CHUNK]
+            marks = ",".join("?" * len(part))
+            rows = self._query(
+                f"SELECT text, vector FROM text_vectors WHERE model = ? AND text IN ({marks})", [model, *part]
+            )
+            found.update((t, np.frombuffer(v, dtype=np.float16)) for t, v in rows)
+        if found and not self.read_only:
+            day = (today - _EPOCH.date()).days
+            with self._tx() as db:
+                db.executemany(
+                    "UPDATE text_vectors SET used = ? WHERE model = ? AND text = ? AND used < ?",
+                    [(day, model, t, day) for t in found],
+                )
+        return found
+
+    def put_text_vectors(self, model: str, texts: Sequence[str], matrix: npt.ArrayLike, today: date) -> None:
+        """Keep *model*'s vectors of *texts* (row *i* for ``texts[i]``); a read-only store keeps nothing."""
+        import numpy as np
+
+        if self.read_only or not len(texts):
+            return
+        vectors = np.asarray(matrix, dtype=np.float16)
+        day = (today - _EPOCH.date()).days
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO text_vectors (model, text, vector, used) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (model, text) DO UPDATE SET vector = excluded.vector, used = excluded.used",
+                [(model, t, v.tobytes(), day) for t, v in zip(texts, vectors, strict=True)],
+            )
 
     # -- sources ---------------------------------------------------------------
 

@@ -245,6 +245,66 @@ class RenderedEmail:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One match as a reader's feed shows it: the paper, its score and why."""
+
+    entry_id: str
+    score: float
+    reasons: tuple[Reason, ...]
+    at: datetime | None = None
+    """When it was sent (set when read back from the ledger)."""
+    rank: int = 0
+    """Its place in the digest (1 = top): the feed shows a digest in the order it was picked."""
+
+    @classmethod
+    def of(cls, match: Match, rank: int) -> FeedItem:
+        return cls(match.entry.id, match.score, match.reasons, rank=rank)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message for any backend: the rendered parts, the addresses and the headers that go with them.
+
+    Each backend serialises it its own way (MIME for SMTP and the outbox, the
+    v3 JSON for SendGrid), so nothing is encoded only to be decoded again.
+    Every text field is already header-safe (one line, no CR/LF).
+    """
+
+    reader: str
+    """The reader id (a confirmation notice: its key), for the outbox file name and provider metadata."""
+    period: str
+    """The period key (a notice: ``notices``)."""
+    message_id: str
+    """``<...@domain>``, deterministic per reader and period, so a duplicate is recognisable."""
+    date: datetime
+    sender: str
+    sender_name: str
+    to: str
+    to_name: str
+    subject: str
+    text: str
+    html: str
+    reply_to: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    """The list headers and the like, in order: ``List-Id``, ``List-Unsubscribe``, ``List-Unsubscribe-Post``..."""
+
+    @property
+    def key(self) -> str:
+        """``reader/period``: how webhooks and logs name this message."""
+        return f"{self.reader}/{self.period}"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a backend says after taking a message."""
+
+    message_id: str | None
+    """The provider's id (SendGrid's ``X-Message-Id``) or our Message-ID; None if the provider gave none."""
+    path: Path | None = None
+    """The outbox backend: the ``.eml`` file written."""
+
+
 class DeliveryStatus(enum.StrEnum):
     PLANNED = "planned"
     SENDING = "sending"
@@ -303,6 +363,9 @@ class DeliveryResult:
     """Outbox backend: where the .eml landed."""
     already: bool = False
     """True when the ledger already had this period: nothing was done now."""
+    error: Exception | None = None
+    """Why it failed or is uncertain, as the exception itself (a ``NewsletterError``; an unexpected one is an
+    ``InternalError`` whose ``__cause__`` is the original): callers can tell the kinds apart by type."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,7 +197,7 @@ class _Web:
             html=markup,
             from_address=d.from_address,
             from_name=d.from_name,
-            now=datetime.now(UTC),
+            now=self.app.clock(),
             key=key,
         )
         try:

@@ -145,12 +145,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
-        self.close_connection = True
+        self.wfile.write(body)  # the connection stays open for the next request, as SendGrid's does
 
     def _errors(self, status: int, message: str, field: str | None = None) -> None:
         body = json.dumps({"errors": [{"message": message, "field": field, "help": None}]}).encode()

@@ -114,6 +114,9 @@ def test_run_tiny_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureFi
     # two days grown through the fetch path, by this checkout and by the release, then the third fetched
     assert steady["ours"]["stored_before_last_day"] == steady["release"]["stored_before_last_day"] == 100
     assert steady["ours"]["fetch_output"][0].split()[:3] == ["arxiv-steady", "ok", "50"]  # 50 new on the last day
+    # then the daily run on the grown folder: every reader one message, ours and the release's
+    assert [(d["readers"], d["messages"]) for d in steady["ours"]["daily"]] == [(20, 20)]
+    assert [(d["readers"], d["messages"]) for d in steady["release"]["daily"]] == [(10, 10)]
     printed = capsys.readouterr().out
     assert "| stage" in printed and "end to end" in printed
 

@@ -7,6 +7,8 @@ import logging
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 from newsletter.embed import (
     MANIFEST,
     OnnxEmbedder,
+    StoredTexts,
     TextEmbedder,
     default_model_dir,
     from_blob,
@@ -24,6 +27,7 @@ from newsletter.embed import (
     to_blob,
 )
 from newsletter.errors import ModelError, NewsletterError
+from newsletter.store import Store
 
 QUANT = "Post-training quantization of large language models to 4-bit weights with little loss in accuracy."
 PARAPHRASE = "Compressing LLM weights to four bits after training while keeping the model almost as accurate."
@@ -143,3 +147,59 @@ def test_importing_the_module_does_not_import_onnxruntime() -> None:
     code = "import sys, newsletter.embed; print('onnxruntime' in sys.modules, 'tokenizers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+class Counting:
+    """The real model, counting the texts it is asked to embed."""
+
+    def __init__(self, inner: OnnxEmbedder) -> None:
+        self.inner = inner
+        self.asked: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.asked += list(texts)
+        return self.inner.embed(texts)
+
+
+def test_readers_phrases_are_embedded_once_and_kept_for_the_next_run(tmp_path: Path, embedder: OnnxEmbedder) -> None:
+    phrases = ["post-training quantization", "mixture of experts", "graph neural networks"]
+    today = date(2026, 11, 23)
+    store = Store(tmp_path)
+    try:
+        first = Counting(embedder)
+        fresh = StoredTexts(first, store, today).embed(phrases)
+        assert first.asked == phrases
+        second = Counting(embedder)  # the next day's run: a new process, the same data folder
+        again = StoredTexts(second, store, today + timedelta(days=1)).embed([*phrases, "diffusion models"])
+        assert second.asked == ["diffusion models"], "only the new phrase reaches the model"
+        np.testing.assert_array_equal(again[:3], fresh)  # the same vectors, whichever run embedded them
+        assert np.allclose(np.linalg.norm(again, axis=1), 1.0, atol=1e-3)
+        assert float(again[0] @ embedder.embed(phrases)[0]) > 0.9999  # float16 storage changes nothing that counts
+        # Pruning forgets texts no run asked for since the cut-off, and keeps the rest.
+        store.prune_entries(datetime(2026, 11, 25, tzinfo=UTC))  # last asked for on the 24th
+        assert set(store.text_vectors(first.name, [*phrases, "diffusion models"], today)) == set()
+        StoredTexts(second, store, date(2026, 11, 30)).embed(["diffusion models"])
+        store.prune_entries(datetime(2026, 11, 29, tzinfo=UTC))
+        assert set(store.text_vectors(first.name, ["diffusion models"], today)) == {"diffusion models"}
+    finally:
+        store.close()
+
+
+def test_a_read_only_store_lends_its_vectors_and_keeps_nothing(tmp_path: Path, embedder: OnnxEmbedder) -> None:
+    Store(tmp_path).close()
+    reader = Store(tmp_path, read_only=True)
+    try:
+        counting = Counting(embedder)
+        StoredTexts(counting, reader, date(2026, 11, 23)).embed(["federated learning"])
+        StoredTexts(counting, reader, date(2026, 11, 23)).embed(["federated learning"])
+        assert counting.asked == ["federated learning", "federated learning"]  # nothing was written to find
+    finally:
+        reader.close()

@@ -1,8 +1,10 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from newsletter.ledger import Ledger
-from newsletter.types import DeliveryStatus
+from newsletter.types import DeliveryStatus, FeedItem
 
 NOW = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
 
@@ -110,8 +112,7 @@ def test_health_rows_are_the_last_week_and_every_uncertain_send(tmp_path: Path) 
 
 def test_the_feed_keeps_each_digest_in_pick_order_with_every_reason_field(tmp_path: Path) -> None:
     """Rank, not score, orders a digest's items (a later stage may reorder); reasons come back whole."""
-    from newsletter.ledger import FeedItem
-    from newsletter.types import Reason, ReasonKind
+    from newsletter.types import FeedItem, Reason, ReasonKind
 
     why = (Reason(ReasonKind.KEYWORD, "log", "pipeline parallelism", "abstract", ("parallelism",)),)
     ledger = Ledger(tmp_path)
@@ -147,3 +148,42 @@ def test_a_ledger_from_before_ranks_gains_the_column_and_reads_old_reasons(tmp_p
     got = Ledger(tmp_path).feed_items("ada", 10)
     assert [i.entry_id for i in got] == ["arxiv:2", "arxiv:1"]  # no rank yet: score order, as before
     assert got[0].reasons == (Reason(ReasonKind.KEYWORD, '"x" in title'),) and got[0].rank == 0
+
+
+def test_concurrent_writes_share_commits_and_a_failing_one_undoes_only_itself(tmp_path: Path) -> None:
+    """64 threads at once (as the send threads): every reader claimed exactly once, every claim durable,
+    and a write that raises (reopening a row that does not exist) loses nobody else's write."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    ledger = Ledger(tmp_path)
+    now = datetime(2026, 11, 23, 7, tzinfo=UTC)
+    won: list[str] = []
+    lock = threading.Lock()
+
+    def claim(i: int) -> None:
+        reader = f"r{i % 400}"  # every reader asked for twice
+        if ledger.claim(reader, "2026-11-23", [f"e{i % 400}-a", f"e{i % 400}-b"], "outbox", now):
+            with lock:
+                won.append(reader)
+            ledger.mark_sent(reader, "2026-11-23", f"<{reader}>", now, [FeedItem(f"e{i % 400}-a", 1.0, (), rank=1)])
+
+    def reopen_missing(i: int) -> None:
+        with pytest.raises(LookupError):
+            ledger.reopen(f"nobody-{i}", "2026-11-23", now)
+
+    with ThreadPoolExecutor(64) as pool:
+        futures = [pool.submit(claim if i % 5 else reopen_missing, i) for i in range(1000)]
+        for f in futures:
+            f.result()
+    ledger.close()
+    again = Ledger(tmp_path)  # what is on disk
+    try:
+        asked = {f"r{i % 400}" for i in range(1000) if i % 5}
+        assert sorted(won) == sorted(asked), "each reader claimed exactly once"
+        rows = again.rows(status=DeliveryStatus.SENT)
+        assert len(rows) == len(asked) and all(r.message_id == f"<{r.reader}>" for r in rows)
+        assert again.delivered_ids("r7") == {"e7-a", "e7-b"}
+        assert [i.entry_id for i in again.feed_items("r7", 10)] == ["e7-a"]
+    finally:
+        again.close()

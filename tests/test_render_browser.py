@@ -3,7 +3,9 @@
 Chromium is driven directly (no DevTools client): a small script appended to a
 copy of the email writes its measurements into the DOM, ``--dump-dom`` prints
 it, and ``--screenshot`` saves a picture (light and dark) under the pytest
-temp dir for a human to look at.
+temp dir, compared with ``tests/golden/screens/email-*.png`` within a
+tolerance (``tests/screens.py``); ``UPDATE_ARTIFACTS=1`` also copies it to
+``tests/artifacts/`` for a human to look at.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from renderdata import LINKS, sample_digest, sample_entries
+from screens import check_screenshot
 
 from newsletter import match
 from newsletter.render import Renderer
@@ -127,6 +130,7 @@ def test_email_fits_and_shows_every_item(tmp_path: Path, email_file: Path, width
     shot = tmp_path / f"digest-{width}-{'dark' if dark else 'light'}.png"
     chromium(tmp_path, width, *extra, f"--screenshot={shot}", email_file.as_uri())
     assert shot.exists() and shot.stat().st_size > 10_000
+    check_screenshot(shot, f"email-{width}{'-dark' if dark else ''}")  # tests/golden/screens/, within a tolerance
     if os.environ.get("UPDATE_ARTIFACTS") == "1":  # the design as committed: tests/artifacts/email-*.png
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copyfile(shot, ARTIFACTS / f"email-{width}{'-dark' if dark else ''}.png")

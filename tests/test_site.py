@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ from newsletter.ledger import LEDGER_FILE, Ledger
 from newsletter.pipeline import make_app
 from newsletter.site import ACCEPT_NEW_KEY, ACCEPT_NEW_LEDGER, SITE_FILE, fingerprint, writer_alive
 from newsletter.store import Store
-from newsletter.types import DeliveryStatus
+from newsletter.types import DeliveryStatus, Outgoing
 
 DAY = date(2026, 11, 23)
 
@@ -147,13 +146,20 @@ def test_read_only_commands_create_no_files(site: Path) -> None:
 # -- finding 7: the outbox knows; interrupted rows show at once --------------------------
 
 
-def _digest_message(reader: str, period: str) -> EmailMessage:
-    message = EmailMessage()
-    message["X-Newsletter-Digest"] = f"{reader}/{period}"
-    message["Message-ID"] = f"<{reader}.{period}@example.org>"
-    message["Subject"] = "papers"
-    message.set_content("papers")
-    return message
+def _digest_message(reader: str, period: str) -> Outgoing:
+    return Outgoing(
+        reader=reader,
+        period=period,
+        message_id=f"<{reader}.{period}@example.org>",
+        date=datetime(2026, 11, 23, 7, 0, tzinfo=UTC),
+        sender="digest@example.org",
+        sender_name="Digest",
+        to=f"{reader}@example.org",
+        to_name="",
+        subject="papers",
+        text="papers",
+        html="<p>papers</p>",
+    )
 
 
 def test_an_outbox_send_killed_after_its_file_landed_is_sent_and_one_killed_before_is_retried(
