@@ -21,7 +21,10 @@ included.  The readers' phrases are embedded first, once each, and timed
 apart: in a daily run they are embedded once and cached, not per ranking.
 The issue's budget is fused <= 1.3 x lexical, measured in the same run.
 
-Run:  python benchmarks/bench_rank.py [--profiles 10000] [--entries 2000] [--no-semantic]
+``--repeat N`` runs N lexical/fused pairs back to back (each from a fresh Index) and prints every ratio and
+the median, in wall and in CPU time: on a shared machine one pair can be off by 2x either way.
+
+Run:  python benchmarks/bench_rank.py [--profiles 10000] [--entries 2000] [--no-semantic] [--repeat N]
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ import argparse
 import os
 import random
 import re
+import statistics
 import sys
 import time as clock
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
 from pathlib import Path
 
@@ -122,6 +126,10 @@ class Result:
     fused_matches: int = 0
     similar_reasons: int = 0
     distinct_papers: int = 0
+    ratios: list[float] = field(default_factory=list)
+    """fused / lexical (index + rank_many) of each repeat, lexical and fused run back to back."""
+    cpu_ratios: list[float] = field(default_factory=list)
+    """The same in CPU time of the process (every thread), which a shared machine's load moves less."""
 
     @property
     def naive_extrapolated_s(self) -> float:
@@ -134,6 +142,7 @@ def run(
     naive_sample: int = 50,
     semantic: bool = True,
     cache: Path | None = None,
+    repeat: int = 1,
 ) -> Result:
     es = make_entries(entries)
     ps = make_profiles(profiles, es)
@@ -150,12 +159,17 @@ def run(
     result = Result(profiles, entries, t1 - t0, t2 - t1, sum(len(v) for v in ranked.values()), len(sample), t4 - t3)
     embedder = load_embedder() if semantic else None
     if embedder is not None:
-        _fused(result, es, ps, embedder, cache)
+        _fused(result, es, ps, embedder, cache, repeat)
     return result
 
 
 def _fused(
-    result: Result, es: Sequence[Entry], ps: Sequence[Profile], embedder: TextEmbedder, cache: Path | None
+    result: Result,
+    es: Sequence[Entry],
+    ps: Sequence[Profile],
+    embedder: TextEmbedder,
+    cache: Path | None,
+    repeat: int = 1,
 ) -> None:
     """The same profiles through the fused path: embeddings given, phrases cached, reasons with sentences."""
     first: dict[str, Entry] = {}
@@ -185,6 +199,18 @@ def _fused(
     result.fused_build_s, result.fused_rank_s = t3 - t2, t4 - t3
     result.fused_matches = sum(len(v) for v in ranked.values())
     result.similar_reasons = sum(1 for v in ranked.values() for m in v for r in m.reasons if r.kind == "similar")
+    result.ratios.append((t4 - t2) / (result.build_s + result.rank_s))
+    # Repeats: lexical then fused, back to back, each from a fresh Index; on a shared machine the load moves
+    # between runs, and the median of same-moment ratios says more than one pair.
+    for _ in range(repeat - 1):
+        times = []
+        for kwargs in ({}, {"embeddings": vectors, "embedder": embedder}):
+            w0, c0 = clock.perf_counter(), clock.process_time()
+            match.Index(es, **kwargs).rank_many(ps, NOW)  # type: ignore[arg-type]
+            times.append((clock.perf_counter() - w0, clock.process_time() - c0))
+        (lw, lc), (fw, fc) = times
+        result.ratios.append(fw / lw)
+        result.cpu_ratios.append(fc / lc)
 
 
 def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> Result:
@@ -194,9 +220,17 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     parser.add_argument("--naive-sample", type=int, default=50, help="profiles timed with the naive loop")
     parser.add_argument("--no-semantic", action="store_true", help="the lexical path only")
     parser.add_argument("--vectors", type=Path, help="a .npy file keeping the papers' embeddings between runs")
+    parser.add_argument("--repeat", type=int, default=1, help="lexical/fused pairs run back to back (median ratio)")
     args = parser.parse_args(argv)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    r = run(args.profiles, args.entries, args.naive_sample, semantic=not args.no_semantic, cache=args.vectors)
+    r = run(
+        args.profiles,
+        args.entries,
+        args.naive_sample,
+        semantic=not args.no_semantic,
+        cache=args.vectors,
+        repeat=args.repeat,
+    )
     out(f"{r.profiles} profiles x {r.entries} entries ({os.cpu_count()} CPUs, load average {load:.2f} at start)")
     out(f"  index build (once)          {r.build_s:8.2f} s")
     out(f"  rank_many (all profiles)    {r.rank_s:8.2f} s   ({r.rank_s / r.profiles * 1000:.2f} ms per profile)")
@@ -220,6 +254,13 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
             f"    index + rank_many         {r.fused_build_s + r.fused_rank_s:8.2f} s"
             f"   = {ratio:.2f} x lexical (budget 1.3 x)"
         )
+        if len(r.ratios) > 1:
+            walls = ", ".join(f"{x:.2f}" for x in r.ratios)
+            cpus = ", ".join(f"{x:.2f}" for x in r.cpu_ratios)
+            out(f"    {len(r.ratios)} pairs, fused / lexical wall: {walls}; median {statistics.median(r.ratios):.2f} x")
+            out(f"    repeats' CPU time ratio: {cpus}; median {statistics.median(r.cpu_ratios):.2f} x")
+        load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        out(f"    load average {load_end:.2f} at the end")
     return r
 
 

@@ -564,14 +564,25 @@ def ranked_ids(index: match.Index, p: Profile) -> list[str]:
 class Semantic:
     """The embedding model alone: papers embedded once per run (in memory), phrases cached."""
 
-    def __init__(self, entries: Sequence[Entry], embedder: Any) -> None:
-        from newsletter.embed import paper_text
+    def __init__(self, entries: Sequence[Entry], embedder: Any, *, precomputed: bool = True) -> None:
+        from newsletter.embed import KnownVectors, paper_text, sample_vectors_path
 
         self.embedder = embedder
         self.ids = [e.id for e in entries]
         self.row = {e.id: i for i, e in enumerate(entries)}
         started = clock()
-        self.docs = embedder.embed([paper_text(e.title, e.summary) for e in entries])
+        texts = [paper_text(e.title, e.summary) for e in entries]
+        # The shipped sample vectors (float16, the same model) when they cover every paper, as the pipeline
+        # uses them; else the model embeds the papers now.
+        known = KnownVectors(sample_vectors_path(), embedder.name) if precomputed else None
+        found = [known.get(t) for t in texts] if known is not None else []
+        if found and all(v is not None for v in found):
+            rows = np.stack([np.asarray(v, dtype=np.float32) for v in found if v is not None])
+            self.docs = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+            self.source = "the shipped sample vectors"
+        else:
+            self.docs = embedder.embed(texts)
+            self.source = "embedded now"
         self.seconds = clock() - started
 
     def _order(self, scores: np.ndarray[Any, Any], skip: Set[int] = frozenset()) -> list[str]:
@@ -661,6 +672,7 @@ def best_baseline(table: Table) -> tuple[str, float]:
 # -- cross-validation of the fusion weights, across interests of the specific set -----------------------------
 
 KEYWORD_GRID = {
+    "SEMANTIC_CENTRED": (False, True),
     "SEMANTIC_KEYWORDS": (0.1, 0.2, 0.3, 0.4, 0.5),
     "SEMANTIC_FEEDBACK": (0.0, 0.5, 1.0),
     "SEMANTIC_JOINED": (0.0, 0.5),
@@ -724,22 +736,27 @@ def cross_validate(
             ]
         names = sorted(scores)
         held: list[float] = []
+        held_by: dict[str, list[float]] = {}
         chosen: Counter[str] = Counter()
+        k_folds = min(folds, len(names)) if folds > 0 else len(names)  # 0: leave one interest out
         for rep in range(repeats):
             order = names[:]
             random.Random(f"cv/{kind}/{rep}").shuffle(order)
-            for f in range(folds):
-                test = order[f::folds]
+            for f in range(k_folds):
+                test = order[f::k_folds]
                 train = [n for n in order if n not in test]
                 means = [statistics.fmean(v for n in train for v in scores[n][c]) for c in range(len(configs))]
                 best = max(range(len(configs)), key=lambda c: (means[c], -c))
                 chosen[", ".join(f"{k} {v}" for k, v in configs[best].items())] += 1
                 held.extend(v for n in test for v in scores[n][best])
+                for n in test:
+                    held_by.setdefault(n, []).extend(scores[n][best])
         all_means = [statistics.fmean(v for n in names for v in scores[n][c]) for c in range(len(configs))]
         top = max(range(len(configs)), key=lambda c: (all_means[c], -c))
         out[kind] = {
             "held_out_mean": statistics.fmean(held),
             "held_out_se": statistics.stdev(held) / math.sqrt(len(held) / repeats),
+            "held_out_by_interest": held_by,
             "chosen": dict(chosen.most_common()),
             "best_on_all": configs[top],
             "best_on_all_mean": all_means[top],
@@ -753,6 +770,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     parser.add_argument("--draws", type=int, default=5, help="seed draws per interest, keyword draws per broad topic")
     parser.add_argument("--no-semantic", action="store_true", help="lexical model and TF-IDF baselines only")
     parser.add_argument("--cv", action="store_true", help="cross-validate the fusion weights across interests")
+    parser.add_argument("--embed", action="store_true", help="embed the papers now, not the shipped sample vectors")
     parser.add_argument("--listing-labels", action="store_true", help="also the old tables on the listing labels")
     parser.add_argument("--experiments", action="store_true", help="also the lexical variants tried (slow)")
     args = parser.parse_args(argv)
@@ -767,9 +785,12 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         if embedder is None:
             out("semantic model unavailable: lexical only")
         else:
-            semantic = Semantic(lexical.entries, embedder)
+            semantic = Semantic(lexical.entries, embedder, precomputed=not args.embed)
             fused = match.Index(lexical.entries, embeddings=semantic.docs, embedder=embedder)
-            out(f"embedded {len(entries)} papers in {semantic.seconds:.1f} s ({embedder.name}), once for this run")
+            out(
+                f"{len(entries)} papers' vectors ({embedder.name}): {semantic.source}, {semantic.seconds:.1f} s,"
+                " once for this run"
+            )
     tables: dict[str, Table] = {}
     specific = load_specific()
     for key, interests, note in (
@@ -796,6 +817,19 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
             out(f"  best on all interests (in-sample): {r['best_on_all']} {r['best_on_all_mean']:.3f}")
             for cfg, m in r["grid"].items():
                 out(f"    {cfg:<45} {m:.3f}")
+    if args.cv and fused is not None:
+        # Both dev sets pooled, leave one interest out: the weights must also suit the broad topics.
+        broad = load_broad(args.draws)
+        pooled = cross_validate([*specific, *broad], fused, args.draws, repeats=1, folds=0)
+        for kind, r in pooled.items():
+            out("")
+            out(f"cross-validation ({kind}, both sets pooled, leave one interest out):")
+            for label, group in (("specific", specific), ("broad", broad)):
+                values = [v for it in group for v in r["held_out_by_interest"].get(it.name, [])]
+                if values:
+                    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+                    out(f"  held-out P@min(20,R), {label} interests: {statistics.fmean(values):.3f} +- {se:.3f}")
+            out(f"  chosen per fold: {r['chosen']}")
     if args.listing_labels:
         for key, t in evaluate(args.draws).items():
             tables[f"labels {key}"] = t

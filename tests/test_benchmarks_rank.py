@@ -69,3 +69,32 @@ def test_bench_rank_tiny_run() -> None:
     assert any("x lexical (budget 1.3 x)" in line for line in lines)
     assert result.build_s > 0 and result.rank_s > 0 and result.naive_extrapolated_s > 0
     assert any("naive" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_bench_rank_repeats_give_one_ratio_per_pair() -> None:
+    lines: list[str] = []
+    argv = ["--profiles", "30", "--entries", "50", "--naive-sample", "2", "--repeat", "3"]
+    result = bench_rank.main(argv, out=lines.append)
+    assert len(result.ratios) == 3 and len(result.cpu_ratios) == 2  # the first pair's CPU is not separated
+    assert all(r > 0 for r in result.ratios + result.cpu_ratios)
+    assert any(line.strip().startswith("3 pairs, fused / lexical wall:") and "median" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_eval_variants_reproduces_the_shipped_fusion() -> None:
+    """Its first rows re-implement the shipped fusion from the Index's parts: they must agree with the Index."""
+    import eval_variants
+
+    from newsletter import match
+
+    d = eval_variants.Data(draws=1)
+    index = match.Index(d.entries, embeddings=d.docs, embedder=d.embedder)
+    for interest in eval_ranking.load_specific()[:4]:
+        for phrases in interest.keywords:
+            ours = eval_ranking.ranked_ids(index, eval_ranking.profile(keywords=phrases))
+            case = next(c for c in d.cases["kw"]["specific"] if c.phrases == tuple(phrases))
+            shipped = {"centre": True, "w": match.SEMANTIC_KEYWORDS, "fb": match.SEMANTIC_FEEDBACK, "gate": 0.25}
+            assert eval_variants.p_at_r(eval_variants.keywords(d, case, **shipped), case.rel) == pytest.approx(
+                eval_ranking.p_at_r(ours, set(interest.relevant))
+            )
