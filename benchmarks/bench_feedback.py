@@ -19,7 +19,7 @@ and ``rank_many``, in the same process, alternating, best of ``--rounds``:
 
 Also printed: one model's fit time (paid only when a reader's ratings change).
 BLAS runs as the product configures it (``learn`` keeps its small dense
-products on one thread: see :func:`newsletter.learn.one_blas_thread`).
+products on one thread: see :mod:`newsletter.blas`).
 
 Run:  python benchmarks/bench_feedback.py [--profiles 10000] [--entries 2000] [--rounds 2]
 """

@@ -27,13 +27,13 @@ import hashlib
 import json
 import struct
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from . import blas
 from .types import Feedback, Profile
 
 Matrix = npt.NDArray[np.float32]
@@ -206,7 +206,7 @@ def fit(
     neg_w = np.concatenate([np.ones(n_neg), np.full(len(soft), weak_weight)])
     sample = np.concatenate([np.full(n_pos, 0.5 / n_pos), 0.5 * neg_w / neg_w.sum()]) * (n_pos + n_neg)
     start = _rocchio(pos, neg).weights
-    with one_blas_thread():
+    with blas.limit(1):
         theta = _lbfgs(x, y, sample, l2, start)
         trust = _trust(extra, rated_pos, neg, soft, weak_weight, l2, start, folds) if folds >= 2 else 1.0
     return ReaderModel(theta[:-1].astype(np.float32), float(theta[-1]), n_rated, n_neg, "logistic", len(extra), trust)
@@ -251,28 +251,6 @@ def _trust(
     p, q = np.asarray(out_pos)[:, None], np.asarray(out_neg)[None, :]
     auc = float(np.mean((p > q) + 0.5 * (p == q)))
     return float(np.clip(2.0 * auc - 1.0, 0.0, 1.0))
-
-
-_BLAS: list[Any] = []
-"""threadpoolctl's controller, made once (it lists the loaded BLAS libraries)."""
-
-
-def one_blas_thread() -> AbstractContextManager[object]:
-    """BLAS on one thread for the duration: for this module's dense products (the blend's, the fit's).
-
-    They are small (a block of 512 readers x 384 dims x a day's entries; a fit
-    of tens of ratings), and OpenBLAS's default of one thread per core loses
-    on them as soon as the machine is busy: its threads wait for a core and
-    spin between calls, so the product takes 1.7-3x as long as on one thread
-    (measured, 2 cores, load 7-8: a block's blend 47-88 ms against 24-31 ms),
-    and the rest of the ranking is single-threaded anyway.  A limit around
-    these calls, not a process-wide setting, leaves other code's BLAS alone.
-    """
-    if not _BLAS:
-        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
-
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0].limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
 
 
 def _lbfgs(
@@ -439,7 +417,7 @@ def blend_many(
     every = len(rows) == len(a)  # the common case: no fancy-index copies
     sub = base if every else base[rows]
     # The bias is left out: it shifts a reader's row by a constant, which z-scoring takes off again.
-    with one_blas_thread():
+    with blas.limit(1):
         model = (w if every else w[rows]) @ e.T
     finite = np.isfinite(sub)
     count = np.maximum(finite.sum(axis=1), 1)

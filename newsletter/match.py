@@ -34,7 +34,6 @@ import re
 import unicodedata
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -44,9 +43,8 @@ import numpy as np
 import numpy.typing as npt
 import snowballstemmer  # type: ignore[import-untyped]
 from scipy import sparse  # type: ignore[import-untyped]
-from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
-from . import learn
+from . import blas, learn
 from .embed import TextEmbedder, paper_text
 from .types import Entry, Match, Profile, Reason, ReasonKind
 
@@ -80,20 +78,6 @@ BLAS_THREADS: int | None = 1
 """BLAS threads while ranking.  Its dense products are a few milliseconds each, between Python work; extra
 BLAS threads spin between them and take the core the Python thread needs (fused ranking of 10,000 readers
 on 2 busy cores: 1.8x the lexical time with the default threads, 1.1x with one).  None: BLAS's default."""
-
-_blas: ThreadpoolController | None = None
-
-
-def _blas_limit() -> AbstractContextManager[object]:
-    """:data:`BLAS_THREADS` for the duration of a ranking (threadpoolctl; the controller is made once)."""
-    global _blas
-    if BLAS_THREADS is None:
-        return nullcontext()
-    if _blas is None:
-        _blas = ThreadpoolController()
-    limit: AbstractContextManager[object] = _blas.limit(limits=BLAS_THREADS, user_api="blas")
-    return limit
-
 
 # Fusion with sentence embeddings (see :class:`Index`).  The weights were chosen by
 # cross-validation across reader interests on tests/data/judged_specific.json
@@ -873,7 +857,7 @@ class Index:
         out: dict[str, list[Match]] = {}
         if not self.entries:
             return {p.id: [] for p in profiles}
-        with _blas_limit():
+        with blas.limit(BLAS_THREADS):
             for start in range(0, len(profiles), BATCH):
                 batch = profiles[start : start + BATCH]
                 phrases = self._batch_phrases(batch)

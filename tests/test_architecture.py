@@ -40,8 +40,9 @@ ALLOWED: dict[str, set[str]] = {
     # the shipped sentence-embedding model (onnxruntime, loaded lazily)
     "embed": {"errors"},
     # what a reader's ratings teach: per-reader models (pure numpy/scipy)
-    "learn": CORE,
-    "match": CORE | {"embed", "learn"},
+    "blas": set(),
+    "learn": CORE | {"blas"},
+    "match": CORE | {"embed", "learn", "blas"},
     "render": CORE,
     "delivery": CORE | {"retry", "files"},
     "ledger": CORE,
