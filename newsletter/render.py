@@ -36,7 +36,6 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
-import mjml
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
 from markupsafe import Markup, escape
@@ -525,6 +524,8 @@ class Renderer:
         source = self.source(name)
         check_autoescape(self.env, name, source)
         try:
+            import mjml  # here: once per template per run, and `fetch` or `status` never need it (bs4 and all)
+
             result = mjml.mjml_to_html(source)
         except Exception as e:  # the port raises bare errors on bad markup
             raise RenderError(f"template {name}: MJML could not compile it ({e}); check the markup") from e
