@@ -76,10 +76,16 @@ CREATE TABLE IF NOT EXISTS delivered (
     at        TEXT NOT NULL,
     PRIMARY KEY (reader, entry_id)
 ) WITHOUT ROWID;
+"""
+
+_INDEXES = """
 -- pruning (every fetch) deletes by age: without these it reads every row (a million at 100,000 readers)
 CREATE INDEX IF NOT EXISTS delivered_at ON delivered (at);
 CREATE INDEX IF NOT EXISTS feed_items_at ON feed_items (at);
+-- status and /healthz ask for the few rows that are not sent (and the newest send): an index, not a scan
+CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (status, updated_at);
 """
+"""Made by the writer (a read-only `status` never builds an index on a ledger of millions of rows)."""
 
 
 def _reasons_json(reasons: Sequence[Reason]) -> str:
@@ -143,6 +149,8 @@ class Ledger:
             if "rank" not in {row[1] for row in self._db.execute("PRAGMA table_info(feed_items)")}:
                 # Before 0.3 the feed kept no rank: old items get 0 and keep their score order.
                 self._db.execute("ALTER TABLE feed_items ADD COLUMN rank INTEGER NOT NULL DEFAULT 0")
+            if not read_only:
+                self._db.executescript(_INDEXES)
             if not read_only:  # before 0.2 a forced send settled the scheduled period with a "skipped" row
                 self._db.execute(
                     "UPDATE deliveries SET status = ? WHERE status = ? AND error LIKE 'covered by %'",
@@ -587,14 +595,23 @@ class Ledger:
         return [_row(r) for r in found]
 
     def health_rows(self, since: datetime) -> list[Delivery]:
-        """What run health needs: rows changed since *since*, and every uncertain or in-flight one.
+        """What run health reports: skipped and failed rows changed since *since*, every uncertain or in-flight one.
 
-        ``status`` asks this instead of :meth:`rows`, so at steady state
-        (readers x days of rows) it reads a week, not the whole ledger.
+        Sent and covered rows are not among them (``status`` takes the last
+        send from :meth:`last_send`), so at 100,000 readers ``status`` reads
+        the few rows it shows, through the ``(status, updated_at)`` index, not
+        a week of sends.
         """
         found = self._query(
-            "SELECT * FROM deliveries WHERE updated_at >= ? OR status IN (?, ?) ORDER BY period, reader",
-            (since.isoformat(), DeliveryStatus.UNCERTAIN.value, DeliveryStatus.SENDING.value),
+            "SELECT * FROM deliveries WHERE (status IN (?, ?) AND updated_at >= ?) OR status IN (?, ?) "
+            "ORDER BY period, reader",
+            (
+                DeliveryStatus.SKIPPED.value,
+                DeliveryStatus.FAILED.value,
+                since.isoformat(),
+                DeliveryStatus.UNCERTAIN.value,
+                DeliveryStatus.SENDING.value,
+            ),
         )
         return [_row(r) for r in found]
 

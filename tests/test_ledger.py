@@ -96,16 +96,23 @@ def test_an_older_ledgers_covered_rows_become_covered(tmp_path: Path) -> None:
     assert Ledger(tmp_path).get("ada", "2026-11-22").status is DeliveryStatus.COVERED  # type: ignore[union-attr]
 
 
-def test_health_rows_are_the_last_week_and_every_uncertain_send(tmp_path: Path) -> None:
+def test_health_rows_are_what_status_reports_the_last_week_and_every_uncertain_send(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path)
     long_ago = NOW - timedelta(days=40)
-    for reader, at in (("old", long_ago), ("lost", long_ago), ("new", NOW)):
+    for reader, at in (("old", long_ago), ("lost", long_ago), ("new", NOW), ("bounced", NOW), ("gone", long_ago)):
         ledger.claim(reader, "p", ["e"], "sendgrid", at)
     ledger.mark_sent("old", "p", "m1", long_ago)
     ledger.mark_uncertain("lost", "p", "timeout", long_ago)
-    ledger.mark_sent("new", "p", "m2", NOW)
+    ledger.mark_sent("new", "p", "m2", NOW)  # a send: status counts it through last_send, not as a row
+    ledger.mark_failed("bounced", "p", "550", NOW, retry=False)
+    ledger.mark_failed("gone", "p", "550", long_ago, retry=False)  # failed, but over a week ago
+    ledger.mark_skipped("quiet", "p", "nothing new matched", NOW)
     rows = ledger.health_rows(NOW - timedelta(days=7))
-    assert {(r.reader, r.status) for r in rows} == {("lost", DeliveryStatus.UNCERTAIN), ("new", DeliveryStatus.SENT)}
+    assert {(r.reader, r.status) for r in rows} == {
+        ("lost", DeliveryStatus.UNCERTAIN),
+        ("bounced", DeliveryStatus.FAILED),
+        ("quiet", DeliveryStatus.SKIPPED),
+    }
     assert ledger.last_send() == NOW
     ledger.close()
 
