@@ -31,8 +31,8 @@ from pathlib import Path
 
 import mjml
 
-from newsletter.render import ReaderLinks, Renderer
-from newsletter.types import Digest, Entry, Interests, Keyword, Match, Profile, Reason, ReasonKind
+from newsletter.render import Renderer
+from newsletter.types import Digest, Entry, Interests, Keyword, Match, Profile, ReaderLinks, Reason, ReasonKind
 
 NOW = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
 SAMPLES = Path(str(resources.files("newsletter") / "samples"))

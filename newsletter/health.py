@@ -12,9 +12,9 @@ from datetime import UTC, datetime, time, timedelta
 
 from .config import Settings, SourceSettings
 from .ledger import Ledger
-from .schedule import HEALTH_WINDOW, Status, health
+from .schedule import HEALTH_WINDOW, health
 from .store import Store
-from .types import SourceState
+from .types import SourceState, Status
 
 
 def compute(

@@ -29,11 +29,8 @@ from .errors import AmbiguousDeliveryError, DeliveryAuthError, DeliveryError, In
 from .fetch import Fetcher
 from .files import atomic_write
 from .ledger import Ledger
-from .render import ReaderLinks, Renderer, self_check
+from .render import Renderer, self_check
 from .schedule import (
-    Due,
-    Period,
-    Status,
     digest_since,
     forced_period,
     is_paused,
@@ -52,19 +49,23 @@ from .types import (
     DeliveryResult,
     DeliveryStatus,
     Digest,
+    Due,
     Entry,
     EntryData,
     FeedItem,
     Match,
     Outgoing,
+    Period,
     Profile,
     Rating,
+    ReaderLinks,
     Reason,
     ReasonKind,
     Receipt,
     RunReport,
     SourceResult,
     SourceState,
+    Status,
 )
 
 Clock = Callable[[], datetime]

@@ -26,8 +26,8 @@ from __future__ import annotations
 import re
 import textwrap
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime
 from importlib import resources
@@ -41,7 +41,7 @@ from jinja2.compiler import CodeGenerator, Frame
 from markupsafe import Markup, escape
 
 from .errors import RenderError
-from .types import Digest, Entry, Interests, Keyword, Match, Profile, Reason, ReasonKind, RenderedEmail
+from .types import Digest, Entry, Interests, Keyword, Match, Profile, ReaderLinks, Reason, ReasonKind, RenderedEmail
 
 _XML_ILLEGAL = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SAFE_URL = re.compile(r"^https?://[^\s\x00-\x1f\x7f\"'<>\\`]+\Z", re.IGNORECASE)
@@ -69,25 +69,6 @@ def default_templates_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parent.parent / "templates"
-
-
-@dataclass(frozen=True, slots=True)
-class ReaderLinks:
-    """Per-reader URLs, signed by the caller; rendering only prints them."""
-
-    feed_url: str
-    atom_url: str
-    unsubscribe_url: str
-    pause_url: str = ""
-    """Where the reader pauses mail; empty: the footer says to set ``paused`` in the profile."""
-    profile_url: str = ""
-    """Where the reader edits their profile; empty: the footer names the file."""
-    view_url: str = ""
-    """This digest as a web page ("view in browser"); empty when not known yet."""
-    archive_url: str = ""
-    """The reader's past digests."""
-    rate: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-    """Per entry id, its signed "more like this" and "less like this" URLs (feedback)."""
 
 
 def xml_text(value: str) -> str:

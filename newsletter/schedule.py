@@ -11,24 +11,12 @@ when it comes back, not one per missed day.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from .types import Delivery, DeliveryResult, DeliveryStatus, Profile, SourceState
+from .types import Delivery, DeliveryResult, DeliveryStatus, Due, Period, Profile, SourceState, Status
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    key: str
-    """``2026-11-23`` (daily) or ``2026-W48`` (weekly): the ledger's key."""
-    day: date
-    """The reader's local date of the send."""
-    due_at: datetime
-    """The send time (aware, UTC) this period became due."""
 
 
 def _key(profile: Profile, day: date) -> str:
@@ -177,16 +165,6 @@ def is_open(row: Delivery | None, newest_entry: datetime | None, *, late: bool =
     return False
 
 
-@dataclass(frozen=True, slots=True)
-class Due:
-    """One reader to rank and send to now."""
-
-    profile: Profile
-    period: Period
-    covers: Period | None = None
-    """The scheduled period a forced send stands in for; settled with the send, only if it succeeds."""
-
-
 def period_keys(profile: Profile, now: datetime, force: bool) -> tuple[str, ...]:
     """The ledger keys :func:`plan` looks at for *profile*: what to fetch for its snapshot."""
     if not force:
@@ -257,75 +235,7 @@ def fetch_overdue(last_attempt: datetime | None, fetch_at: str, now: datetime) -
 
 # -- run health: did the schedule do its job? ---------------------------------------
 
-FAILING_AFTER = 2
-"""Consecutive failures after which a source is reported as failing."""
 HEALTH_WINDOW = timedelta(days=7)
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """What ``newsletter status`` and ``/healthz`` report: no silent days."""
-
-    now: datetime
-    sources: tuple[SourceState, ...]
-    """Every source's last attempt, last success and failure streak."""
-    quiet_days: tuple[date, ...]
-    """UTC days in the window on which no new entry arrived (weekends are normal)."""
-    skipped: tuple[Delivery, ...]
-    """Recent periods a reader got nothing because nothing matched."""
-    uncertain: tuple[Delivery, ...]
-    """Sends that may or may not have gone out; never retried automatically."""
-    failed: tuple[Delivery, ...]
-    """Sends that failed for good and need the operator."""
-    last_send: datetime | None
-    entries: int
-    interrupted: tuple[Delivery, ...] = ()
-    """Rows left ``sending`` by a process that is gone (no process holds the data folder)."""
-
-    @property
-    def failing(self) -> tuple[SourceState, ...]:
-        return tuple(s for s in self.sources if s.failures >= FAILING_AFTER)
-
-    @property
-    def last_fetch(self) -> datetime | None:
-        return max((s.last_success for s in self.sources if s.last_success), default=None)
-
-    @property
-    def healthy(self) -> bool:
-        """False when every source is failing: nothing new can arrive."""
-        return not self.sources or len(self.failing) < len(self.sources)
-
-    def as_json(self) -> dict[str, Any]:
-        """The one JSON shape of run health, for ``status --json`` and ``/healthz``."""
-
-        def at(t: datetime | None) -> str | None:
-            return t.isoformat() if t else None
-
-        def rows(ds: tuple[Delivery, ...], key: str) -> list[dict[str, str | None]]:
-            return [{"reader": d.reader, "period": d.period, key: d.error} for d in ds]
-
-        return {
-            "healthy": self.healthy,
-            "now": at(self.now),
-            "last_fetch": at(self.last_fetch),
-            "last_send": at(self.last_send),
-            "sources": [
-                {
-                    "name": s.name,
-                    "last_attempt": at(s.last_attempt),
-                    "last_success": at(s.last_success),
-                    "failures": s.failures,
-                    "last_error": s.last_error,
-                }
-                for s in self.sources
-            ],
-            "failing": [s.name for s in self.failing],
-            "quiet_days": [d.isoformat() for d in self.quiet_days],
-            "skipped": rows(self.skipped, "reason"),
-            "uncertain": rows(self.uncertain, "error"),
-            "interrupted": rows(self.interrupted, "error"),
-            "failed": rows(self.failed, "error"),
-        }
 
 
 def quiet_days(first_seen: Iterable[datetime], now: datetime, window: timedelta = HEALTH_WINDOW) -> tuple[date, ...]:

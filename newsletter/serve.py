@@ -36,8 +36,8 @@ from .config import Settings
 from .errors import NewsletterError
 from .health import read_status, status_lines
 from .pipeline import App, make_app
-from .schedule import Due, fetch_overdue
-from .types import DeliveryResult, DeliveryStatus, Profile, SourceResult, SourceState
+from .schedule import fetch_overdue
+from .types import DeliveryResult, DeliveryStatus, Due, Profile, SourceResult, SourceState
 
 FETCH_JOB = "fetch"
 TICK_JOB = "tick"

@@ -10,9 +10,11 @@ lemon24/reader.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +270,25 @@ class FeedItem:
 
 
 @dataclass(frozen=True, slots=True)
+class ReaderLinks:
+    """Per-reader URLs, signed by the caller; rendering only prints them."""
+
+    feed_url: str
+    atom_url: str
+    unsubscribe_url: str
+    pause_url: str = ""
+    """Where the reader pauses mail; empty: the footer says to set ``paused`` in the profile."""
+    profile_url: str = ""
+    """Where the reader edits their profile; empty: the footer names the file."""
+    view_url: str = ""
+    """This digest as a web page ("view in browser"); empty when not known yet."""
+    archive_url: str = ""
+    """The reader's past digests."""
+    rate: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Per entry id, its signed "more like this" and "less like this" URLs (feedback)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """One message for any backend: the rendered parts, the addresses and the headers that go with them.
 
@@ -383,3 +404,96 @@ class RunReport:
     feeds: tuple[Path, ...] = field(default_factory=tuple)
     recovered: tuple[Delivery, ...] = ()
     """Sends a killed earlier run left in flight, now marked uncertain: the operator must look."""
+
+
+# -- the schedule's values (newsletter.schedule decides them) ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    key: str
+    """``2026-11-23`` (daily) or ``2026-W48`` (weekly): the ledger's key."""
+    day: date
+    """The reader's local date of the send."""
+    due_at: datetime
+    """The send time (aware, UTC) this period became due."""
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """One reader to rank and send to now."""
+
+    profile: Profile
+    period: Period
+    covers: Period | None = None
+    """The scheduled period a forced send stands in for; settled with the send, only if it succeeds."""
+
+
+FAILING_AFTER = 2
+"""Consecutive failures after which a source is reported as failing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What ``newsletter status`` and ``/healthz`` report: no silent days."""
+
+    now: datetime
+    sources: tuple[SourceState, ...]
+    """Every source's last attempt, last success and failure streak."""
+    quiet_days: tuple[date, ...]
+    """UTC days in the window on which no new entry arrived (weekends are normal)."""
+    skipped: tuple[Delivery, ...]
+    """Recent periods a reader got nothing because nothing matched."""
+    uncertain: tuple[Delivery, ...]
+    """Sends that may or may not have gone out; never retried automatically."""
+    failed: tuple[Delivery, ...]
+    """Sends that failed for good and need the operator."""
+    last_send: datetime | None
+    entries: int
+    interrupted: tuple[Delivery, ...] = ()
+    """Rows left ``sending`` by a process that is gone (no process holds the data folder)."""
+
+    @property
+    def failing(self) -> tuple[SourceState, ...]:
+        return tuple(s for s in self.sources if s.failures >= FAILING_AFTER)
+
+    @property
+    def last_fetch(self) -> datetime | None:
+        return max((s.last_success for s in self.sources if s.last_success), default=None)
+
+    @property
+    def healthy(self) -> bool:
+        """False when every source is failing: nothing new can arrive."""
+        return not self.sources or len(self.failing) < len(self.sources)
+
+    def as_json(self) -> dict[str, Any]:
+        """The one JSON shape of run health, for ``status --json`` and ``/healthz``."""
+
+        def at(t: datetime | None) -> str | None:
+            return t.isoformat() if t else None
+
+        def rows(ds: tuple[Delivery, ...], key: str) -> list[dict[str, str | None]]:
+            return [{"reader": d.reader, "period": d.period, key: d.error} for d in ds]
+
+        return {
+            "healthy": self.healthy,
+            "now": at(self.now),
+            "last_fetch": at(self.last_fetch),
+            "last_send": at(self.last_send),
+            "sources": [
+                {
+                    "name": s.name,
+                    "last_attempt": at(s.last_attempt),
+                    "last_success": at(s.last_success),
+                    "failures": s.failures,
+                    "last_error": s.last_error,
+                }
+                for s in self.sources
+            ],
+            "failing": [s.name for s in self.failing],
+            "quiet_days": [d.isoformat() for d in self.quiet_days],
+            "skipped": rows(self.skipped, "reason"),
+            "uncertain": rows(self.uncertain, "error"),
+            "interrupted": rows(self.interrupted, "error"),
+            "failed": rows(self.failed, "error"),
+        }

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from bench_render import NOW, sample_entries
 
-from newsletter.render import ReaderLinks
-from newsletter.types import Digest, Entry, Interests, Keyword, Match, Profile, Reason, ReasonKind
+from newsletter.types import Digest, Entry, Interests, Keyword, Match, Profile, ReaderLinks, Reason, ReasonKind
 
 __all__ = ["DAY", "LINKS", "NOW", "match_for", "profile", "sample_digest", "sample_entries"]
 

@@ -19,7 +19,6 @@ from servekit import SMTPServer, make_settings, outbox, write_feed, write_reader
 from newsletter.config import ScheduleSettings, Settings
 from newsletter.pipeline import make_app
 from newsletter.schedule import (
-    Due,
     current_period,
     digest_since,
     fetch_overdue,
@@ -30,7 +29,7 @@ from newsletter.schedule import (
     quiet_days,
 )
 from newsletter.serve import Service
-from newsletter.types import Delivery, DeliveryResult, DeliveryStatus, Interests, Profile, SourceState
+from newsletter.types import Delivery, DeliveryResult, DeliveryStatus, Due, Interests, Profile, SourceState
 
 
 def profile(tz: str, at: str, frequency: str = "daily") -> Profile:
