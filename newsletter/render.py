@@ -15,7 +15,9 @@ Escaping stays on for every value; only its repetition is gone.
 One escaping rule (issue 14): every text value (paper fields, reasons, the
 reader's name, notes) is *plain text* here (:func:`newsletter.sources.to_text`
 unescapes feed HTML), and each output escapes it for exactly the layers its
-container has: the text part none; the email HTML and Atom (``type="text"``)
+container has: the text part none (its template is filled with the plain values
+in an environment without autoescaping: nothing is escaped to be unescaped
+again); the email HTML and Atom (``type="text"``)
 once; RSS ``<title>`` and ``<description>``, which feed readers take as HTML
 inside XML, twice (:func:`html_text`, then XML).  Escaping once there let
 ``&lt;img onerror&gt;`` arriving entity-encoded become live HTML in a reader.
@@ -49,8 +51,6 @@ _INDENT = re.compile(r"\n[ \t]+")
 _BLANK_LINES = re.compile(r"\n{2,}")
 _ODD_SPACE = re.compile("[\t\n\x0b\x0c\r]")
 """Whitespace other than a space: textwrap treats it specially, so ``_wrap`` leaves it to textwrap."""
-_ESCAPED = re.compile("&(?:amp|lt|gt|#34|#39);")
-_UNESCAPED = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&#34;": '"', "&#39;": "'"}
 ABSTRACT_CHARS = 250
 """About three lines at 600 px: enough to judge, short enough to keep 25 items under 80 KB."""
 COMPACT_CHARS = 110
@@ -210,14 +210,6 @@ class _Environment(jinja2.Environment):
     escape_output = staticmethod(escape_output)
 
 
-def unescape(text: str) -> str:
-    """Undo markupsafe's escaping, exactly: the text part has no markup to protect.
-
-    Only the five entities ``escape`` writes; twice as fast as ``html.unescape``.
-    """
-    return _ESCAPED.sub(lambda m: _UNESCAPED[m[0]], text)
-
-
 @dataclass(frozen=True, slots=True)
 class _Link:
     label: Markup
@@ -233,6 +225,8 @@ class _Paper:
     entry: Entry
     fields: dict[str, Any]
     """``title``, ``authors``, ``links``...: each already ``Markup``, so templates print it as is."""
+    plain: dict[str, Any]
+    """The same values for the text part, unescaped: it is rendered without autoescaping."""
     preheader: str
     """The title cut for the inbox preview line (raw: it also goes into a header)."""
 
@@ -276,8 +270,22 @@ def _paper(e: Entry) -> _Paper:
     meta = text["authors"] + (f" · {text['categories']}" if text["categories"] else "")
     fields["meta"] = escape(meta)
     fields["upvotes"] = e.upvotes or 0
-    fields["hf_url"] = escape(safe_url(hugging_face_url(e) or e.link))
-    return _Paper(entry=e, fields=fields, preheader=xml_text(cut(e.title, 60)))
+    hf_url = safe_url(hugging_face_url(e) or e.link)
+    fields["hf_url"] = escape(hf_url)
+    plain = {
+        "title_text": text["title_text"],
+        "meta": meta,
+        "authors": text["authors"],
+        "abstract": abstract,
+        "abstract_text": text["abstract_text"],
+        "abstract_short": short,
+        "abstract_short_text": _wrap(short),
+        "links_text": "".join(lines),
+        "links_text_short": "".join(lines[:2]),
+        "upvotes": e.upvotes or 0,
+        "hf_url": hf_url,
+    }
+    return _Paper(entry=e, fields=fields, plain=plain, preheader=xml_text(cut(e.title, 60)))
 
 
 def hugging_face_url(e: Entry) -> str | None:
@@ -472,6 +480,15 @@ class Renderer:
             autoescape=True,  # select_autoescape() says False for .mjml and .txt
             keep_trailing_newline=True,
         )
+        # The text part has no markup to protect: its template is filled with the plain values
+        # (``_Paper.plain``, ``_text_item``) in an environment that escapes nothing.
+        self.text_env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+        )
+        self._text_templates: dict[str, jinja2.Template] = {}
         self.site_title = site_title
         self.site_url = site_url
         self.contact = contact
@@ -481,7 +498,7 @@ class Renderer:
         self.compile_count = 0
         """How many times MJML ran; tests check it stays at one per template."""
         self._papers: dict[str, _Paper] = {}
-        self._reasons: dict[tuple[Reason, ...], tuple[Markup, Markup, Markup]] = {}
+        self._reasons: dict[tuple[Reason, ...], tuple[Markup, Markup, Markup, str]] = {}
 
     def source(self, name: str) -> str:
         try:
@@ -536,6 +553,29 @@ class Renderer:
                 raise RenderError(f"template {e.filename or name} line {e.lineno}: {e.message}") from e
         return self._templates[name]
 
+    def _text_template(self, name: str) -> jinja2.Template:
+        if name not in self._text_templates:
+            try:
+                self._text_templates[name] = self.text_env.get_template(name)
+            except jinja2.TemplateNotFound as e:
+                raise RenderError(f"template {name} not found in your templates folder or the defaults") from e
+            except jinja2.TemplateSyntaxError as e:
+                raise RenderError(f"template {e.filename or name} line {e.lineno}: {e.message}") from e
+        return self._text_templates[name]
+
+    def _text_context(self, digest: Digest, links: ReaderLinks, context: dict[str, Any]) -> dict[str, Any]:
+        """The email's values for the text part: the reader's (plain already) and the papers' plain fields."""
+        compact = context["compact"]
+        n = len(digest.matches)
+        return {
+            **context,
+            "matches": [
+                self._text_item(m, i, compact=compact, rate=links.rate.get(m.entry.id))
+                for i, m in enumerate(digest.matches, 1)
+            ],
+            "trending": [self._text_item(m, i, compact=True) for i, m in enumerate(digest.trending, n + 1)],
+        }
+
     def _paper(self, e: Entry) -> _Paper:
         """The paper's template values, built and escaped once per run, not once per reader.
 
@@ -564,10 +604,9 @@ class Renderer:
         if reasons is None:
             if len(self._reasons) >= _CACHE_LIMIT:
                 self._reasons.clear()
-            clean = xml_text(why(m.reasons))
-            reasons = self._reasons[key] = (escape(clean), escape(_wrap(clean, 9, 9)), escape(html_text(clean)))
+            reasons = self._reasons[key] = self._reason_lines(m.reasons)
         values = paper.fields.copy()
-        values["reasons"], values["reasons_text"], reasons_rss = reasons
+        values["reasons"], values["reasons_text"], reasons_rss, _ = reasons
         values["number"] = number
         if rss:  # RSS <title> and <description> are HTML inside XML
             values["title"], values["summary"], values["reasons"] = (
@@ -592,6 +631,34 @@ class Renderer:
         if compact:
             values["abstract"], values["abstract_text"] = values["abstract_short"], values["abstract_short_text"]
             values["links_text"] = values["links_text_short"]  # abstract and PDF: five lines a paper is not compact
+        item = _Item()
+        item.__dict__ = values
+        return item
+
+    def _reason_lines(self, reasons: tuple[Reason, ...]) -> tuple[Markup, Markup, Markup, str]:
+        """The :func:`why` line escaped for HTML, wrapped and escaped, for RSS, and wrapped plain (text part)."""
+        clean = xml_text(why(reasons))
+        wrapped = _wrap(clean, 9, 9)
+        return escape(clean), escape(wrapped), escape(html_text(clean)), wrapped
+
+    def _text_item(self, m: Match, number: int, *, compact: bool, rate: tuple[str, str] | None = None) -> _Item:
+        """Match *number* for the text part: the same fields as :meth:`_item`, as plain strings."""
+        paper = self._paper(m.entry)
+        reasons = self._reasons.get(m.reasons)
+        if reasons is None:
+            if len(self._reasons) >= _CACHE_LIMIT:
+                self._reasons.clear()
+            reasons = self._reasons[m.reasons] = self._reason_lines(m.reasons)
+        values = paper.plain.copy()
+        values["reasons"] = values["reasons_text"] = reasons[3]
+        values["number"] = number
+        values["top"] = number == 1
+        values["calibrate"] = any(r.kind is ReasonKind.CALIBRATE for r in m.reasons)
+        more, less = (safe_url(u) for u in rate) if rate is not None else ("", "")
+        values["actions_text"] = f"    More like this: {more}\n    Less like this: {less}\n" if rate else ""
+        if compact:
+            values["abstract"], values["abstract_text"] = values["abstract_short"], values["abstract_short_text"]
+            values["links_text"] = values["links_text_short"]
         item = _Item()
         item.__dict__ = values
         return item
@@ -639,9 +706,7 @@ class Renderer:
         context = self.email_context(digest, links)
         try:
             body = self.compiled("digest.mjml").render(context)
-            # Autoescaping is on for every template, the text one too; undo it
-            # here because text/plain has no markup to protect.
-            text = unescape(self._template("digest.txt").render(context))
+            text = self._text_template("digest.txt").render(self._text_context(digest, links, context))
         except jinja2.UndefinedError as e:
             raise RenderError(f"a template uses an unknown value: {e.message}") from e
         return RenderedEmail(
