@@ -635,6 +635,10 @@ class Renderer:
         item.__dict__ = values
         return item
 
+    def reason_text(self, reasons: tuple[Reason, ...]) -> str:
+        """The why line the email shows, as plain text (the manage page's preview shows the same words)."""
+        return xml_text(why(reasons))
+
     def _reason_lines(self, reasons: tuple[Reason, ...]) -> tuple[Markup, Markup, Markup, str]:
         """The :func:`why` line escaped for HTML, wrapped and escaped, for RSS, and wrapped plain (text part)."""
         clean = xml_text(why(reasons))

@@ -278,7 +278,8 @@ class _Web:
         try:
             profile = profile_files.parse_profile(preview_of if preview_of is not None else text, path or Path(reader))
             digest = self.app.preview_profile(profile, MANAGE_PREVIEW_DAYS, fresh_only=False)
-            matches = [{"title": m.entry.title, "url": m.entry.link, "reasons": m.reason_line} for m in digest.matches]
+            why = self.app.renderer.reason_text  # the email's words, not the match log
+            matches = [{"title": m.entry.title, "url": m.entry.link, "reasons": why(m.reasons)} for m in digest.matches]
         except ProfileError as e:
             preview_errors = [m for _, m in e.problems]
         context: dict[str, Any] = {
