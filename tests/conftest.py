@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from servekit import Clock
 
 from newsletter.config import Settings, default_settings
 
@@ -47,16 +48,6 @@ def _shifted_wall_clock() -> Iterator[None]:
 
     with time_machine.travel(datetime.now(UTC) + timedelta(days=int(days)), tick=True):
         yield
-
-
-class Clock:
-    """A controllable clock: tests move it; nothing sleeps."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

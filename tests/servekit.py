@@ -19,6 +19,16 @@ from newsletter.config import Settings, SourceSettings
 KEYWORD = "quantization"
 
 
+class Clock:
+    """A controllable clock for the app and its parts: tests move it (``clock.now = ...``); nothing sleeps."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 def write_feed(path: Path, days: list[date], per_day: int = 2) -> None:
     """An RSS 2.0 file with *per_day* new quantization papers for each of *days*.
 

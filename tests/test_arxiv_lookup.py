@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from arxiv_api_server import ArxivApiServer, Paper, fixture_papers
+from servekit import Clock
 
 from newsletter.arxiv_lookup import SOURCE, ArxivLookup, MemoryCache, arxiv_id
 from newsletter.config import FetchSettings
@@ -37,14 +38,6 @@ class FakeTime:
         self.t += seconds
 
 
-class WallClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def api() -> Iterator[ArxivApiServer]:
     with ArxivApiServer() as server:
@@ -69,7 +62,7 @@ def fetcher(fake_time: FakeTime) -> Iterator[Fetcher]:
 
 
 def lookup_for(api: ArxivApiServer, fetcher: Fetcher, **kw: object) -> ArxivLookup:
-    return ArxivLookup(fetcher, base=api.base, allow_private=True, now=kw.pop("now", WallClock(NOW)), **kw)  # type: ignore[arg-type]
+    return ArxivLookup(fetcher, base=api.base, allow_private=True, now=kw.pop("now", Clock(NOW)), **kw)  # type: ignore[arg-type]
 
 
 def test_150_ids_take_two_requests_three_seconds_apart(
@@ -109,7 +102,7 @@ def test_each_id_is_asked_once_ever(api: ArxivApiServer, fetcher: Fetcher) -> No
 
 
 def test_an_unknown_id_is_reported_and_remembered_for_a_week(api: ArxivApiServer, fetcher: Fetcher) -> None:
-    cache, wall = MemoryCache(), WallClock(NOW)
+    cache, wall = MemoryCache(), Clock(NOW)
     lookup = lookup_for(api, fetcher, cache=cache, now=wall)
     results = lookup.lookup([FIXTURE_IDS[0], "2402.99999"])
     assert results[FIXTURE_IDS[0]].ok

@@ -21,6 +21,7 @@ from urllib.parse import quote
 import pytest
 from click.testing import CliRunner
 from feedserver import FeedServer, arxiv_feed, arxiv_item
+from servekit import Clock
 
 from newsletter.addresses import address_problem
 from newsletter.cli import cli
@@ -33,14 +34,6 @@ from newsletter.types import SourceState
 
 NOW = datetime(2025, 11, 14, 12, 0, tzinfo=UTC)
 FAST = {"deadline": 1.5, "timeout": 1.0, "connect_timeout": 1.0, "backoff": 0.01, "retries": 2, "concurrency": 16}
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Sleeps(list[float]):

@@ -12,7 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES, Clock
+from conftest import SAMPLES
+from servekit import Clock
 
 from newsletter import embed, match, pipeline, sources
 from newsletter.cli import cli

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import Clock
+from servekit import Clock
 
 from newsletter.config import Settings
 from newsletter.ledger import Ledger

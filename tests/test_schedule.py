@@ -13,8 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Clock
-from servekit import SMTPServer, make_settings, outbox, write_feed, write_reader
+from servekit import Clock, SMTPServer, make_settings, outbox, write_feed, write_reader
 
 from newsletter.config import ScheduleSettings, Settings
 from newsletter.pipeline import make_app

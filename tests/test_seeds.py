@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from arxiv_api_server import ArxivApiServer, Paper
-from conftest import Clock
+from servekit import Clock
 
 from newsletter.config import Settings
 from newsletter.pipeline import make_app

@@ -19,8 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import Clock
-from servekit import SMTPServer, free_port, make_settings, write_config, write_feed, write_reader
+from servekit import Clock, SMTPServer, free_port, make_settings, write_config, write_feed, write_reader
 
 from newsletter.cli import cli
 from newsletter.config import load_settings

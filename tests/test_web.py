@@ -167,7 +167,7 @@ def test_pause_for_a_week_writes_the_date_and_mail_resumes_by_itself(app: App, c
 def test_view_in_browser_and_the_archive_show_what_was_sent(settings: Settings) -> None:
     from datetime import UTC, datetime
 
-    from conftest import Clock
+    from servekit import Clock
 
     clock = Clock(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
     with make_app(settings, clock=clock) as app:
