@@ -296,10 +296,10 @@ def fetch_table(results: list[SourceResult], states: dict[str, SourceState]) -> 
     rows = [["source", "status", "new", "updated", "unchanged", "detail"]]
     for r in results:
         state = states.get(r.source) or SourceState(r.source)
-        notes = []
+        notes: list[str] = []
         if r.error:
             status = "FAILED"
-            notes.append(r.error)
+            notes.append(str(r.error))
             if state.failures > 1:
                 notes.append(f"{state.failures} failures in a row")
         elif r.not_modified:

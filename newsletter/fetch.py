@@ -137,8 +137,8 @@ class SourceFetch:
     """
     items: tuple[EntryData, ...] = ()
     not_modified: bool = False
-    error: str | None = None
-    """Set when the source failed; *items* may still hold what came before the failure."""
+    error: NewsletterError | None = None
+    """Set when the source failed (the exception itself); *items* may still hold what came before the failure."""
     received: int = 0
     newly_missed: tuple[str, ...] = ()
     """Days found missing in this fetch (arXiv gaps, catch-up beyond ``fetch.catchup_days``)."""
@@ -370,7 +370,7 @@ class Fetcher:
             if fetched.data is not None:
                 parsed = sources.parse_document(source.kind, source.name, fetched.data, fetched.content_type)
         except NewsletterError as e:
-            return SourceFetch(source.name, state, error=str(e))
+            return SourceFetch(source.name, state, error=e)
         result = self._finish(source, state, parsed, fetched)
         if source.kind == "hf" and "date=" not in source.url:
             return self._catch_up(source, result, now.astimezone(UTC).date(), budget)
@@ -399,7 +399,7 @@ class Fetcher:
         items = list(result.items)
         received = result.received
         reached = today  # every day before this one is fetched
-        error = None
+        error: NewsletterError | None = None
         for day in days:
             url = str(httpx.URL(source.url).copy_merge_params({"date": day.isoformat()}))
             try:
@@ -415,7 +415,8 @@ class Fetcher:
                 items += sources.parse_document("hf", source.name, fetched.data, fetched.content_type).items
                 received += fetched.received
             except NewsletterError as e:
-                error = f"catch-up of {day.isoformat()} failed: {e}"
+                error = FetchError(f"catch-up of {day.isoformat()} failed: {e}")
+                error.__cause__ = e
                 reached = day - timedelta(days=1)
                 break
         before = result.state.last_date
@@ -453,7 +454,7 @@ class Fetcher:
             return self.fetch_source(source, state, now)
         except Exception as e:  # a bug on one source's path must not lose the others
             logs.get("fetch").exception("fetching %s crashed", source.name)
-            return SourceFetch(source.name, state, error=str(InternalError(f"fetching {source.name}", e)))
+            return SourceFetch(source.name, state, error=InternalError(f"fetching {source.name}", e))
 
 
 def _via(hops: list[str]) -> str:

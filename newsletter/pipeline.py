@@ -153,7 +153,7 @@ class App:
                         f.source, outcome.new, outcome.updated, outcome.unchanged, error=f.error, missed=f.newly_missed
                     )
                 )
-            states.append(_failed(f.state, now, f.error) if f.error else _ok(f.state, now))
+            states.append(_failed(f.state, now, str(f.error)) if f.error else _ok(f.state, now))
         with self.store.batch():
             self.store.put_entries(changed.values())
             self.store.put_source_states(states)

@@ -366,7 +366,8 @@ class SourceResult:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
-    error: str | None = None
+    error: Exception | None = None
+    """Why it failed, as the exception itself (a ``NewsletterError``; a bug is an ``InternalError``)."""
     not_modified: bool = False
     missed: tuple[str, ...] = ()
     """Listing days found missing in this fetch (arXiv keeps only today's)."""

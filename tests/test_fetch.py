@@ -26,6 +26,7 @@ from servekit import Clock
 from newsletter.addresses import address_problem
 from newsletter.cli import cli
 from newsletter.config import FetchSettings, Settings, SourceSettings, default_settings
+from newsletter.errors import FetchError
 from newsletter.fetch import Fetcher, user_agent
 from newsletter.pipeline import App, make_app
 from newsletter.politeness import HostLimiter
@@ -171,14 +172,14 @@ def test_hostile_endpoints_fail_alone_with_a_clear_reason_within_the_deadline(
         results = {r.source: r for r in app.fetch()}
         states = app.store.source_states()
     for name, (_, reason) in HOSTILE.items():
-        assert results[name].error is not None and reason in results[name].error, (name, results[name].error)
-        assert states[name].failures == 1 and states[name].last_error == results[name].error
-    assert "gave up after 3 attempts" in (results["always-503"].error or "")
+        assert results[name].error is not None and reason in str(results[name].error), (name, results[name].error)
+        assert states[name].failures == 1 and states[name].last_error == str(results[name].error)
+    assert "gave up after 3 attempts" in str(results["always-503"].error)
     assert results["500-then-200"].error is None and results["500-then-200"].new == 334
     assert results["429-then-200"].error is None and results["429-then-200"].updated == 334
     assert 1.0 in sleeps  # Retry-After: 1 was honoured (through the recording sleep)
     assert 0.01 in sleeps  # the first backoff after the 500
-    redirect = results["redirect-private"].error or ""
+    redirect = str(results["redirect-private"].error or "")
     assert redirect.startswith("refused: redirect from http://127.0.0.1")
     assert "169.254.169.254 is a link-local" in redirect
     assert results["long-author"].error is None and results["long-author"].new == 1
@@ -239,7 +240,8 @@ def test_a_source_without_allow_private_cannot_reach_the_loopback_server(
     settings = settings_for(tmp_path, source("guarded", url, allow_private=False))
     with app_for(settings, sleeps) as app:
         result = app.fetch()[0]
-    assert result.error is not None and result.error.startswith("refused:"), result.error
+    assert result.error is not None and str(result.error).startswith("refused:"), result.error
+    assert isinstance(result.error, FetchError)  # the error is a value of our tree, not a string
     assert server.hits() == []  # refused in the connect path: not one request went out
 
 
@@ -270,7 +272,7 @@ def test_a_redirect_away_from_the_allowed_host_is_refused_before_connecting(
     settings = settings_for(tmp_path, source("intranet", server.url(f"/redirect?to={to}")))
     with app_for(settings, sleeps) as app:
         result = app.fetch()[0]
-    assert result.error is not None and result.error.startswith("refused: redirect from"), result.error
+    assert result.error is not None and str(result.error).startswith("refused: redirect from"), result.error
     assert internal.hits() == []
     assert [h.path for h in server.hits()] == [f"/redirect?to={to}"]  # the redirect itself, nothing after
 
@@ -290,8 +292,8 @@ def test_octal_zero_padded_and_full_width_addresses_are_refused_as_invalid_urls_
     settings = settings_for(tmp_path, source("odd", url, allow_private=allow_private))
     with app_for(settings, sleeps) as app:
         result = app.fetch()[0]
-    assert result.error is not None and result.error.startswith(f"refused: {url} is not a valid URL"), result.error
-    assert "internal error" not in result.error
+    assert result.error is not None and str(result.error).startswith(f"refused: {url} is not a valid URL"), result.error
+    assert "internal error" not in str(result.error)
     assert server.hits() == []
 
 
@@ -306,7 +308,9 @@ def test_a_redirect_to_a_bad_target_is_refused_naming_the_target(
     settings = settings_for(tmp_path, source("bounce", origin))
     with app_for(settings, sleeps) as app:
         result = app.fetch()[0]
-    assert result.error is not None and result.error.startswith(f"refused: redirect from {origin} to {target} is not")
+    assert result.error is not None and str(result.error).startswith(
+        f"refused: redirect from {origin} to {target} is not"
+    )
     assert [h.status for h in server.hits()] == [302]  # one request, no retry
 
 
@@ -394,7 +398,7 @@ def test_a_failed_catch_up_day_is_retried_next_run(tmp_path: Path, server: FeedS
         app.store.put_source_states([SourceState("hf", last_date="2025-11-12")])
         result = app.fetch()[0]
         state = app.store.source_state("hf")
-    assert result.error is not None and result.error.startswith("catch-up of 2025-11-13 failed: HTTP 404")
+    assert result.error is not None and str(result.error).startswith("catch-up of 2025-11-13 failed: HTTP 404")
     assert result.new == 334  # what came before the failure is kept
     assert state.last_date == "2025-11-12" and state.failures == 1
 

@@ -12,10 +12,11 @@ import pytest
 from conftest import SAMPLES
 
 from newsletter import logs
+from newsletter.errors import FetchError
 from newsletter.types import DeliveryResult, DeliveryStatus, RunReport, SourceResult
 
 REPORT = RunReport(
-    sources=(SourceResult("arxiv", new=3), SourceResult("blog", error="HTTP 503: try later")),
+    sources=(SourceResult("arxiv", new=3), SourceResult("blog", error=FetchError("HTTP 503: try later"))),
     deliveries=(
         DeliveryResult("ada", DeliveryStatus.SENT, "2026-11-23", items=3),
         DeliveryResult("grace", DeliveryStatus.SKIPPED, "2026-11-23", detail="nothing new matched"),
