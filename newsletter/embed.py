@@ -83,13 +83,18 @@ class StoredTexts:
     10,000 readers' phrases are ~20,000 short texts: embedding them again in
     every daily run would cost tens of seconds of the model.  Vectors go
     through float16 (the stored precision) even when fresh, so a run ranks
-    the same whether a phrase was embedded now or a month ago.
+    the same whether a phrase was embedded now or a month ago; texts the
+    store lacks are embedded each on its own (see
+    :func:`newsletter.match.embed_phrases`).  :meth:`prefetch` reads many
+    texts' vectors in one query, so the one-text calls that follow are
+    lookups in memory.
     """
 
     def __init__(self, inner: TextEmbedder, store: TextVectorStore, today: date) -> None:
         self.inner = inner
         self.store = store
         self.today = today
+        self._known: dict[str, Matrix] = {}
 
     @property
     def name(self) -> str:
@@ -99,18 +104,23 @@ class StoredTexts:
     def dim(self) -> int:
         return self.inner.dim
 
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Read the stored vectors of *texts* at once (and mark them used today)."""
+        wanted = [t for t in dict.fromkeys(texts) if t not in self._known]
+        if wanted:
+            found = self.store.text_vectors(self.name, wanted, self.today)
+            self._known.update((t, np.asarray(v, dtype=np.float32)) for t, v in found.items())
+
     def embed(self, texts: Sequence[str]) -> Matrix:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        found = {
-            t: np.asarray(v, dtype=np.float32) for t, v in self.store.text_vectors(self.name, texts, self.today).items()
-        }
-        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        self.prefetch(texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in self._known]
         if missing:
-            fresh = np.asarray(self.inner.embed(missing), dtype=np.float16)
+            fresh = np.stack([np.asarray(self.inner.embed([t])[0], dtype=np.float16) for t in missing])
             self.store.put_text_vectors(self.name, missing, fresh, self.today)
-            found.update(zip(missing, fresh.astype(np.float32), strict=True))
-        rows = np.stack([found[t] for t in texts])
+            self._known.update(zip(missing, fresh.astype(np.float32), strict=True))
+        rows = np.stack([self._known[t] for t in texts])
         norms = np.linalg.norm(rows, axis=1, keepdims=True)
         return np.asarray(rows / np.where(norms > 0, norms, 1), dtype=np.float32)
 

@@ -344,13 +344,19 @@ PHRASE_CACHE_SIZE = 100_000
 
 
 def embed_phrases(embedder: TextEmbedder, texts: Iterable[str]) -> dict[str, Vector]:
-    """Unit embeddings of *texts*, from the process-wide LRU cache; the missing ones in one batch."""
+    """Unit embeddings of *texts*, from the process-wide LRU cache; the missing ones each on its own.
+
+    On its own, not in one batch: the int8 model quantises its activations
+    per batch, so a phrase embedded beside others gets a slightly different
+    vector (cosine 0.98-0.99), and a reader's ranking would depend on which
+    other readers' phrases were new that day, or which test ran first.
+    Phrases are short and embedded once (then kept), so this costs little.
+    """
     wanted = list(dict.fromkeys(texts))
     name = embedder.name
     missing = [t for t in wanted if (name, t) not in _PHRASE_CACHE]
-    if missing:
-        for t, v in zip(missing, embedder.embed(missing), strict=True):
-            _PHRASE_CACHE[(name, t)] = np.asarray(v, dtype=np.float32)
+    for t in missing:
+        _PHRASE_CACHE[(name, t)] = np.asarray(embedder.embed([t])[0], dtype=np.float32)
     out = {}
     for t in wanted:
         _PHRASE_CACHE.move_to_end((name, t))

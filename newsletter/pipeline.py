@@ -269,6 +269,7 @@ class App:
 
         # Readers' phrases (and seeds no store row holds) are embedded once and kept in the store.
         kept = StoredTexts(embedder, self.store, self.clock().date())
+        kept.prefetch([k.text for r in readers for k in r.interests.keywords])  # one query, not one per phrase
         return ranking.Index(entries, embeddings=vectors, embedder=kept)
 
     # -- profiles ------------------------------------------------------------------
