@@ -95,6 +95,8 @@ class StoredTexts:
         self.store = store
         self.today = today
         self._known: dict[str, Matrix] = {}
+        self._asked: set[str] = set()
+        """Texts already looked up in the store, found or not: a new phrase costs one query, not two."""
 
     @property
     def name(self) -> str:
@@ -106,8 +108,9 @@ class StoredTexts:
 
     def prefetch(self, texts: Sequence[str]) -> None:
         """Read the stored vectors of *texts* at once (and mark them used today)."""
-        wanted = [t for t in dict.fromkeys(texts) if t not in self._known]
+        wanted = [t for t in dict.fromkeys(texts) if t not in self._asked]
         if wanted:
+            self._asked.update(wanted)
             found = self.store.text_vectors(self.name, wanted, self.today)
             self._known.update((t, np.asarray(v, dtype=np.float32)) for t, v in found.items())
 

@@ -661,7 +661,7 @@ class App:
             return list(self._digests(wanted, index, now))
         except Exception as e:  # one block's failure is reported per reader; the next block still runs
             error = e if isinstance(e, NewsletterError) else InternalError(f"ranking {len(block)} readers", e)
-            if not isinstance(e, NewsletterError):
+            if error is not e:
                 log.exception("ranking a block of %d readers crashed", len(block))
             for i, d in block:
                 results[i] = _logged(_failed_result(d.profile.id, d.period.key, error))

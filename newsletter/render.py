@@ -599,12 +599,7 @@ class Renderer:
         email).  With *rss*, the fields an RSS reader takes as HTML are escaped twice.
         """
         paper = self._paper(m.entry)
-        key = m.reasons
-        reasons = self._reasons.get(key)
-        if reasons is None:
-            if len(self._reasons) >= _CACHE_LIMIT:
-                self._reasons.clear()
-            reasons = self._reasons[key] = self._reason_lines(m.reasons)
+        reasons = self._reason_lines(m.reasons)
         values = paper.fields.copy()
         values["reasons"], values["reasons_text"], reasons_rss, _ = reasons
         values["number"] = number
@@ -640,19 +635,24 @@ class Renderer:
         return xml_text(why(reasons))
 
     def _reason_lines(self, reasons: tuple[Reason, ...]) -> tuple[Markup, Markup, Markup, str]:
-        """The :func:`why` line escaped for HTML, wrapped and escaped, for RSS, and wrapped plain (text part)."""
-        clean = xml_text(why(reasons))
-        wrapped = _wrap(clean, 9, 9)
-        return escape(clean), escape(wrapped), escape(html_text(clean)), wrapped
+        """The :func:`why` line escaped for HTML, wrapped and escaped, for RSS, and wrapped plain (text part).
+
+        Cached by the reasons themselves: readers share keywords, so a run
+        builds each line a few times, not once per email.
+        """
+        lines = self._reasons.get(reasons)
+        if lines is None:
+            if len(self._reasons) >= _CACHE_LIMIT:
+                self._reasons.clear()
+            clean = xml_text(why(reasons))
+            wrapped = _wrap(clean, 9, 9)
+            lines = self._reasons[reasons] = (escape(clean), escape(wrapped), escape(html_text(clean)), wrapped)
+        return lines
 
     def _text_item(self, m: Match, number: int, *, compact: bool, rate: tuple[str, str] | None = None) -> _Item:
         """Match *number* for the text part: the same fields as :meth:`_item`, as plain strings."""
         paper = self._paper(m.entry)
-        reasons = self._reasons.get(m.reasons)
-        if reasons is None:
-            if len(self._reasons) >= _CACHE_LIMIT:
-                self._reasons.clear()
-            reasons = self._reasons[m.reasons] = self._reason_lines(m.reasons)
+        reasons = self._reason_lines(m.reasons)
         values = paper.plain.copy()
         values["reasons"] = values["reasons_text"] = reasons[3]
         values["number"] = number

@@ -29,6 +29,22 @@ class Clock:
         return self.now
 
 
+class FakeTime:
+    """Monotonic time that advances only by sleeping (a request itself takes no time): pass ``clock`` and
+    ``sleep`` to what paces requests, then read ``slept``."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.t = start
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.t += seconds
+
+
 def write_feed(path: Path, days: list[date], per_day: int = 2) -> None:
     """An RSS 2.0 file with *per_day* new quantization papers for each of *days*.
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from arxiv_api_server import ArxivApiServer, Paper, fixture_papers
-from servekit import Clock
+from servekit import Clock, FakeTime
 
 from newsletter.arxiv_lookup import SOURCE, ArxivLookup, MemoryCache, arxiv_id
 from newsletter.config import FetchSettings
@@ -23,21 +23,6 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 FIXTURE_IDS = sorted(fixture_papers())
 
 
-class FakeTime:
-    """Monotonic time that advances only by sleeping (the request itself takes no time)."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.t += seconds
-
-
 @pytest.fixture
 def api() -> Iterator[ArxivApiServer]:
     with ArxivApiServer() as server:
@@ -46,7 +31,7 @@ def api() -> Iterator[ArxivApiServer]:
 
 @pytest.fixture
 def fake_time() -> FakeTime:
-    return FakeTime()
+    return FakeTime(1000.0)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from arxiv_api_server import ArxivApiServer, fixture_papers
+from servekit import FakeTime
 
 from newsletter.arxiv_lookup import ArxivLookup
 from newsletter.config import FetchSettings
@@ -58,19 +59,6 @@ BIB = rf"""% exported by a reference manager
 
 @misc{{scholar, title = {{From Google Scholar}}, journal = {{arXiv preprint arXiv:2310.06825}}}}
 """
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.t += seconds
 
 
 @pytest.fixture
