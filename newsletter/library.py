@@ -26,9 +26,7 @@ from __future__ import annotations
 import bisect
 import csv
 import io
-import os
 import re
-import stat
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from pathlib import Path
 
 from .arxiv_lookup import ArxivLookup, arxiv_id
 from .errors import LibraryError, NewsletterError
+from .files import FileTooLarge, NotRegularFile, read_regular
 from .types import SeedPaper
 
 MAX_BYTES = 5_000_000
@@ -128,24 +127,16 @@ def read_library(papers_from: Path, folder: Path) -> Library:
     path = resolve_library_path(papers_from, folder)
     shown = papers_from
     try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise LibraryError(shown, None, "is not a regular file (a pipe, device or folder); export to a file")
-        if st.st_size > MAX_BYTES:
-            raise LibraryError(
-                shown, None, f"is {st.st_size:,} bytes, over the {MAX_BYTES:,} byte cap: export fewer papers"
-            )
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise LibraryError(shown, None, "is not a regular file; export the library to a file")
-            raw = f.read(MAX_BYTES + 1)
+        raw, _ = read_regular(path, MAX_BYTES)
+    except NotRegularFile as e:
+        raise LibraryError(shown, None, "is not a regular file (a pipe, device or folder); export to a file") from e
+    except FileTooLarge as e:
+        size = f"{e.size:,} bytes" if e.size is not None else f"over {MAX_BYTES:,} bytes"
+        raise LibraryError(shown, None, f"is {size}, over the {MAX_BYTES:,} byte cap: export fewer papers") from e
     except FileNotFoundError as e:
         raise LibraryError(shown, None, "no such file; check papers_from in the profile (relative to it)") from e
     except OSError as e:
         raise LibraryError(shown, None, f"cannot read the file ({e.strerror or e}); check its permissions") from e
-    if len(raw) > MAX_BYTES:
-        raise LibraryError(shown, None, f"is over the {MAX_BYTES:,} byte cap: export fewer papers")
     text = _decode(raw, shown)
     kind = FORMATS.get(path.suffix.lower()) or _sniff(text)
     if kind is None:

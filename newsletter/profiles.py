@@ -9,9 +9,7 @@ drift from what the validator accepts.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import _toml
 from .config import HHMM, email_address
 from .errors import ProfileError
+from .files import FileTooLarge, NotRegularFile, read_regular
 from .types import Feedback, Interests, Keyword, Profile
 
 ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.IGNORECASE)
@@ -387,22 +386,16 @@ def read_profile_text(path: Path, folder: Path | None = None) -> tuple[str, date
             target = path.resolve()
             if not target.is_relative_to(folder.resolve()):
                 raise ProfileError(path, None, f"is a link to {target}, outside the profiles folder; copy the file in")
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise ProfileError(path, None, "is not a regular file (a pipe, device or folder); replace it with a file")
-        if st.st_size > MAX_FILE_BYTES:
-            raise ProfileError(
-                path, None, f"is {st.st_size:,} bytes; a profile may be at most {MAX_FILE_BYTES:,} bytes: shorten it"
-            )
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ProfileError(path, None, "is not a regular file; replace it with a file")
-            raw = f.read(MAX_FILE_BYTES + 1)
+        raw, st = read_regular(path, MAX_FILE_BYTES)
+    except NotRegularFile as e:
+        why = "is not a regular file (a pipe, device or folder); replace it with a file"
+        raise ProfileError(path, None, why) from e
+    except FileTooLarge as e:
+        size = f"{e.size:,} bytes" if e.size is not None else f"over {MAX_FILE_BYTES:,} bytes"
+        why = f"is {size}; a profile may be at most {MAX_FILE_BYTES:,} bytes: shorten it"
+        raise ProfileError(path, None, why) from e
     except OSError as e:
         raise ProfileError(path, None, f"cannot read the file ({e.strerror or e}); check its permissions") from e
-    if len(raw) > MAX_FILE_BYTES:
-        raise ProfileError(path, None, f"is over {MAX_FILE_BYTES:,} bytes; a profile must be shorter: shorten it")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
