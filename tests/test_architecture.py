@@ -50,7 +50,7 @@ ALLOWED: dict[str, set[str]] = {
     "profiles": CORE | {"_toml", "files"},
     # seeds: arXiv API lookups through the fetcher, a reader's library file
     "arxiv_lookup": CORE | {"fetch", "sources"},
-    "library": CORE | {"arxiv_lookup"},
+    "library": CORE | {"arxiv_lookup", "files"},
     # the composition root: every stage, no surface
     "pipeline": CORE
     | FETCH_ROOMS
