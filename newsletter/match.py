@@ -147,6 +147,16 @@ def tokens(text: str) -> list[str]:
     return [_stem(w) for w in _WORD.findall(_fold(text)) if w not in _STOP]
 
 
+def sentence_tokens(text: str) -> list[list[str]]:
+    """:func:`tokens` of each of *text*'s :func:`sentences`, folded in one pass: the same words as
+    :func:`tokens` of the whole text, as sentences split at white space."""
+    parts = sentences(text)
+    if not parts:
+        return []
+    folded = _fold(_SENTENCE_BREAK.join(parts))
+    return [[_stem(w) for w in _WORD.findall(part) if w not in _STOP] for part in folded.split(_SENTENCE_BREAK)]
+
+
 @lru_cache(maxsize=50_000)
 def _short_tokens(text: str) -> tuple[str, ...]:
     """:func:`tokens` of a profile phrase, cached: many readers share the same keywords."""
@@ -371,6 +381,8 @@ def _unit(v: npt.NDArray[np.float32]) -> Vector:
     return np.asarray(v / norm if norm > 0 else v, dtype=np.float32)
 
 
+_SENTENCE_BREAK = "\x00"
+"""Joins sentences for one pass of :func:`_fold`: not a word character, and no text has it."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 
@@ -466,10 +478,16 @@ class Index:
         b_cols: list[int] = []
         t_len = np.zeros(n)
         b_len = np.zeros(n)
+        # The abstract is tokenised a sentence at a time (the same words as in one go: sentences split at
+        # white space), so that a quoted sentence later needs no second pass over the words.
+        self._sentence_words: list[npt.NDArray[np.int64]] = []
+        """Per row, how many of the abstract's words each of its :func:`sentences` holds."""
         for i, e in enumerate(self.entries):
+            parts = sentence_tokens(e.summary)
+            self._sentence_words.append(np.array([len(p) for p in parts], dtype=np.int64))
             for field_terms, cols, lengths in (
                 (terms(tokens(e.title)), t_cols, t_len),
-                (terms(tokens(e.summary)), b_cols, b_len),
+                (terms([t for p in parts for t in p]), b_cols, b_len),
             ):
                 lengths[i] = len(field_terms)
                 cols.extend([vocab.setdefault(term, len(vocab)) for term in field_terms])
@@ -479,6 +497,9 @@ class Index:
         title = sparse.csr_matrix((np.ones(len(t_rows)), (t_rows, t_cols)), shape=(n, v))
         body = sparse.csr_matrix((np.ones(len(b_rows)), (b_rows, b_cols)), shape=(n, v))
         title.sum_duplicates()
+        self._body_ids = np.array(b_cols, dtype=np.int64)
+        """The abstracts' term ids in text order (each row's words, then its word pairs), for quoting."""
+        self._body_starts = np.concatenate(([0], np.cumsum(b_len.astype(np.int64))))
         body.sum_duplicates()
         self._title_terms = title
         self._body_terms = body
@@ -1320,13 +1341,21 @@ class Index:
         return found
 
     def _sentence_vectors(self, row: int) -> tuple[list[str], _SentenceVectors]:
-        """*row*'s abstract sentences and their unit TF-IDF vectors, as flat arrays (cached per row)."""
+        """*row*'s abstract sentences and their unit TF-IDF vectors, as flat arrays (cached per row).
+
+        From the term ids the index kept in text order: a word belongs to its sentence, a word pair to
+        the sentence holding both words (a pair across two sentences to neither).
+        """
         found = self._sentences.get(row)
         if found is None:
             parts = sentences(self.entries[row].summary)
-            ids = [[j for t in terms(tokens(part)) if (j := self.vocab.get(t)) is not None] for part in parts]
-            which = np.repeat(np.arange(len(parts)), [len(i) for i in ids])
-            flat = np.fromiter((j for i in ids for j in i), dtype=np.int64, count=len(which))
+            per_sentence = self._sentence_words[row]
+            ids = self._body_ids[self._body_starts[row] : self._body_starts[row + 1]]
+            words = int(per_sentence.sum())
+            of_word = np.repeat(np.arange(len(per_sentence)), per_sentence)
+            inside = of_word[:-1] == of_word[1:]
+            which = np.concatenate((of_word, of_word[:-1][inside]))
+            flat = np.concatenate((ids[:words], ids[words:][inside]))
             # One (sentence, term) pair per distinct term of a sentence, with its count.
             width = max(len(self.vocab), 1)
             pairs, counts = np.unique(which * width + flat, return_counts=True)

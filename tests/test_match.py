@@ -527,3 +527,14 @@ def test_trending_is_the_most_upvoted_not_picked_nor_sent() -> None:
     assert all(r.kind is ReasonKind.POPULAR for m in got for r in m.reasons)
     assert match.trending(es, picked, 0) == ()
     assert len(match.trending(es, set(), 50)) == 5  # only papers with upvotes
+
+
+def test_sentence_tokens_are_the_words_of_tokens_a_sentence_at_a_time() -> None:
+    # The index keeps an abstract's words per sentence, to quote the closest one without a second pass.
+    summaries = [d.summary for d in sources.parse("arxiv", "t", (SAMPLES / "arxiv_cs.rss").read_bytes())]
+    summaries += ["Large Language Models (LLMs) lead. We study GPUs! 3 results: naïve café.", ""]
+    for text in summaries:
+        per_sentence = match.sentence_tokens(text)
+        assert len(per_sentence) == len(match.sentences(text))
+        assert [t for part in per_sentence for t in part] == match.tokens(text)
+    assert match.sentence_tokens("LLMs lead. We study GPUs!") == [["llm", "lead"], ["studi", "gpu"]]
