@@ -187,7 +187,7 @@ def fit(
     comes from that many folds of the ratings (each held out once, the
     profile's own papers always trained on).  *prior* (a weight vector, e.g.
     the profile's phrases embedded) is the centre of the ridge penalty
-    instead of 0: ``l2/2 |w - prior|^2`` (experiments; the product passes none).
+    instead of 0: ``l2/2 |w - prior|^2`` (:class:`ModelCache` passes :data:`PHRASE_PRIOR` times the query).
     """
     parts = [np.asarray(v, dtype=np.float64) for v in (liked, disliked, () if seeds is None else seeds)]
     dim = max((p.shape[-1] for p in parts if p.size), default=0)
