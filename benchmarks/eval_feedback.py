@@ -28,9 +28,16 @@ general knobs of :mod:`newsletter.learn`, never a topic):
 * ``as on main``: the product before this round: liked papers added to the
   profile's seeds (:func:`newsletter.learn.with_liked_seeds`), the Index's
   floor, then :func:`newsletter.learn.blend` with a model of the ratings alone;
-* ``shipped``: the product now: the model also trained on the profile's seed
+* ``before``: the product before learn.VERSION 3: the model also trained on the profile's seed
   papers and its phrases embedded as one sentence (as liked papers), its
   share scaled by its trust (``2 AUC - 1`` on the reader's own ratings, 5 folds);
+* ``shipped``: the product now: as ``before``, the ridge penalty centred on
+  ``learn.PHRASE_PRIOR`` times the phrases' vector instead of 0 (seed-only profiles: unchanged);
+* stacking (tried, not kept): one logistic regression on the embedding and the
+  reader's own z-scored explicit-interest score of each rated paper (as shown
+  that day), its score the ranking (no share), optionally with the base's
+  weight penalised toward a prior;
+* share schedules (tried, not kept): the share from the trust alone, ``n/(n+5)`` capped at 1;
 * the other candidates: blend share, penalty, Rocchio instead of logistic,
   weak negatives (unshown papers of the days seen), unmatched entries kept;
 * shown apart, never chosen: the model alone, the shipped model with one
@@ -235,6 +242,8 @@ class Reader:
     disliked: list[int] = field(default_factory=list)
     days: list[list[int]] = field(default_factory=list)
     """The rows rated each day, in order."""
+    zbase: dict[int, float] = field(default_factory=dict)
+    """Each rated row's explicit-interest score, z-scored over its day as it was shown (stacking's feature)."""
 
 
 def svm_scores(
@@ -288,6 +297,71 @@ class Learner:
     kind: str = "logistic"
     folds: int = 0
     """Cross-validate the model on the reader's ratings; its share is scaled by ``2 AUC - 1``."""
+    stack: float = 0.0
+    """Stacking (> 0): one logistic regression on the embedding and the reader's own z-scored base score (this
+    scale, so its penalty is ``l2 / stack**2``): it learns how far to trust the profile against the content,
+    and its score is the ranking (no share).  Below :data:`newsletter.learn.MIN_PER_CLASS` of a kind: the
+    learner's blend as without it."""
+    prior: float = 0.0
+    """The ridge penalty's centre is this times the profile's phrases embedded (a unit vector) instead of 0."""
+    stack_offset: float = 0.0
+    """Stacking: the base's weight is this plus a penalised change (the prior is the profile's own ranking)."""
+    stack_profile: bool = False
+    """Stacking: the profile's phrases and seeds also count as liked papers, at the liked papers' mean z(base)."""
+
+
+def _zscore(base: Scores) -> Scores:
+    """*base* z-scored over its finite cells (the others stay -inf); a constant row is all zeros."""
+    fin = np.isfinite(base)
+    out = np.full(base.shape, -np.inf)
+    if fin.any():
+        v = base[fin]
+        sd = float(v.std())
+        out[fin] = (v - v.mean()) / (sd if sd > 1e-12 else 1.0)
+    return out
+
+
+def fit_stacked(
+    x_pos: Scores,
+    z_pos: Scores,
+    x_neg: Scores,
+    z_neg: Scores,
+    l2: float,
+    scale: float,
+    offset: float = 0.0,
+) -> tuple[Scores, float]:
+    """Class-balanced L2 logistic regression on ``[x, scale * z]``: the embedding weights and the base's weight.
+
+    With *offset*, the base's weight is ``offset + delta`` and the penalty is on ``delta``: the prior is the
+    profile's own ranking (the base at log-odds *offset* per standard deviation), which the ratings move.
+    """
+    from scipy import optimize
+
+    x = np.vstack([x_pos, x_neg])
+    z = np.concatenate([z_pos, z_neg]) * scale
+    y = np.concatenate([np.ones(len(x_pos)), -np.ones(len(x_neg))])
+    n, d = len(y), x.shape[1]
+    sample = np.concatenate([np.full(len(x_pos), 0.5 / len(x_pos)), np.full(len(x_neg), 0.5 / len(x_neg))]) * n
+    fixed = offset * z / scale
+
+    def loss(theta: Scores) -> tuple[float, Scores]:
+        w, c, b = theta[:d], theta[d], theta[d + 1]
+        margin = y * (x @ w + c * z + fixed + b)
+        value = float(sample @ np.logaddexp(0.0, -margin) + 0.5 * l2 * (w @ w + c * c))
+        g = -sample * y * 0.5 * (1.0 + np.tanh(-0.5 * margin))
+        return value, np.concatenate([x.T @ g + l2 * w, [z @ g + l2 * c, g.sum()]])
+
+    start = np.zeros(d + 2)
+    start[:d] = x_pos.mean(axis=0) - learn.ROCCHIO_NEGATIVE * x_neg.mean(axis=0)
+    found = optimize.minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 200, "gtol": 1e-6})
+    theta = np.asarray(found.x)
+    return theta[:d], float(theta[d]) * scale + offset
+
+
+def _prior(corpus: Corpus, profile: Profile, scale: float) -> Scores | None:
+    """The ridge centre: *scale* times the profile's phrases embedded as one sentence; None without phrases."""
+    q = corpus.query_vector(profile)
+    return np.asarray(scale * q[0], dtype=np.float64) if len(q) else None
 
 
 class System:
@@ -324,6 +398,7 @@ class System:
             center=x.mean(axis=0) if how.center else None,
             kind=how.kind,
             folds=how.folds,
+            prior=_prior(corpus, profile, how.prior) if how.prior > 0 and how.features == "emb" else None,
         )
 
     def scores(
@@ -343,6 +418,29 @@ class System:
         model = self.model(corpus, profile, seeds, reader, seen) if how.learns else None
         if how.floor or model is None:  # the Index's _mask: below min_score (matched nothing) is out
             base = np.where(base >= 1e-9, base, -np.inf)
+        if how.stack > 0 and how.learns:
+            z = _zscore(base)
+            for r, v in zip(day, z, strict=True):
+                reader.zbase.setdefault(r, float(v))
+            liked = [r for r in reader.liked if np.isfinite(reader.zbase.get(r, -np.inf))]
+            disliked = [r for r in reader.disliked if np.isfinite(reader.zbase.get(r, -np.inf))]
+            if len(liked) >= learn.MIN_PER_CLASS and len(disliked) >= learn.MIN_PER_CLASS:
+                x = self.vectors(corpus)
+                xp, zp = x[liked].astype(np.float64), np.array([reader.zbase[r] for r in liked])
+                if how.stack_profile:
+                    extra = np.vstack([x[list(seeds)], corpus.query_vector(profile)]).astype(np.float64)
+                    xp, zp = np.vstack([extra, xp]), np.concatenate([np.full(len(extra), zp.mean()), zp])
+                w, c = fit_stacked(
+                    xp,
+                    zp,
+                    x[disliked].astype(np.float64),
+                    np.array([reader.zbase[r] for r in disliked]),
+                    how.l2,
+                    how.stack,
+                    how.stack_offset,
+                )
+                s = x[list(day)].astype(np.float64) @ w + c * np.where(np.isfinite(z), z, 0.0)
+                return np.where(np.isfinite(base), s, -np.inf), model
         if model is None:
             return base, None
         x = self.vectors(corpus)[list(day)]
@@ -403,9 +501,16 @@ def run_reader(
 
 
 MAIN = Learner("as on main (ratings only)")
-SHIPPED = Learner("shipped: + profile as liked, share x trust", profile_positives=True, folds=learn.FOLDS)
-"""The product now: :class:`newsletter.learn.ModelCache` fits with the profile's papers and phrases as liked
-papers and 5-fold trust; the Index's floor stays (keeping unmatched entries changed no figure)."""
+PREVIOUS = Learner("before: + profile as liked, share x trust", profile_positives=True, folds=learn.FOLDS)
+"""The product before learn.VERSION 3: :class:`newsletter.learn.ModelCache` fits with the profile's papers and
+phrases as liked papers and 5-fold trust; the Index's floor stays (keeping unmatched entries changed no figure)."""
+SHIPPED = Learner(
+    "shipped: + profile as liked, share x trust, L2 centred on phrases",
+    profile_positives=True,
+    folds=learn.FOLDS,
+    prior=learn.PHRASE_PRIOR,
+)
+"""The product now: as :data:`PREVIOUS`, the ridge penalty centred on ``PHRASE_PRIOR`` x the phrases' vector."""
 LEARNERS = (
     MAIN,
     Learner("+ profile as liked", profile_positives=True),
@@ -419,16 +524,57 @@ LEARNERS = (
     Learner(
         "+ profile as liked, n/(n+30), centred Rocchio", profile_positives=True, half=30, kind="rocchio", center=True
     ),
+    PREVIOUS,
     SHIPPED,
     Learner("+ profile as liked, share n/(n+30) x trust", profile_positives=True, half=30, folds=learn.FOLDS),
     Learner("+ profile as liked, share x trust, cap 1", profile_positives=True, folds=learn.FOLDS, cap=1.0),
+    Learner("+ profile as liked, share = trust alone", profile_positives=True, folds=learn.FOLDS, half=0, cap=1.0),
+    Learner("+ profile as liked, n/(n+5) cap 1 x trust", profile_positives=True, folds=learn.FOLDS, half=5, cap=1.0),
+    Learner("stacked: emb + z(base), scale 1", profile_positives=True, folds=learn.FOLDS, stack=1.0),
+    Learner("stacked: emb + z(base), scale 3", profile_positives=True, folds=learn.FOLDS, stack=3.0),
+    Learner("stacked: emb + z(base), scale 3, L2 0.3", profile_positives=True, folds=learn.FOLDS, stack=3.0, l2=0.3),
+    Learner("stacked: scale 3, L2 0.1", profile_positives=True, folds=learn.FOLDS, stack=3.0, l2=0.1),
+    Learner("stacked: scale 3, L2 0.03", profile_positives=True, folds=learn.FOLDS, stack=3.0, l2=0.03),
+    Learner("stacked: scale 3, L2 0.01", profile_positives=True, folds=learn.FOLDS, stack=3.0, l2=0.01),
+    Learner("shipped, L2 centred on 3 x phrases", profile_positives=True, folds=learn.FOLDS, prior=3.0),
+    Learner("shipped, L2 0.3 centred on 3 x phrases", profile_positives=True, folds=learn.FOLDS, prior=3.0, l2=0.3),
+    Learner("stacked, prior base weight 1", profile_positives=True, folds=learn.FOLDS, stack=1.0, stack_offset=1.0),
+    Learner("stacked, prior base weight 3", profile_positives=True, folds=learn.FOLDS, stack=1.0, stack_offset=3.0),
+    Learner(
+        "stacked, prior 1, + profile as liked",
+        profile_positives=True,
+        folds=learn.FOLDS,
+        stack=1.0,
+        stack_offset=1.0,
+        stack_profile=True,
+    ),
+    Learner(
+        "stacked, prior 3, + profile as liked",
+        profile_positives=True,
+        folds=learn.FOLDS,
+        stack=1.0,
+        stack_offset=3.0,
+        stack_profile=True,
+    ),
 )
 """The candidates the product could run (the embeddings only): the held-out figures choose among all of them on
 the other half of the interests."""
 EXTRA = (
     Learner("profile, no ratings", learns=False),
-    Learner("model alone (shipped model)", profile_positives=True, folds=learn.FOLDS, use_base=False),
-    Learner("shipped + calibrate (21 ratings a day)", profile_positives=True, folds=learn.FOLDS, calibrate=True),
+    Learner(
+        "model alone (shipped model)",
+        profile_positives=True,
+        folds=learn.FOLDS,
+        prior=learn.PHRASE_PRIOR,
+        use_base=False,
+    ),
+    Learner(
+        "shipped + calibrate (21 ratings a day)",
+        profile_positives=True,
+        folds=learn.FOLDS,
+        prior=learn.PHRASE_PRIOR,
+        calibrate=True,
+    ),
     Learner("not shipped: + lexical features (TF-IDF)", profile_positives=True, features="mixed"),
     Learner("not shipped: + lexical features, x trust", profile_positives=True, features="mixed", folds=learn.FOLDS),
 )
@@ -532,7 +678,7 @@ def evaluate(
     print(_row("profile, no ratings", plain))
     print(_row("learner chosen without the interest", held))
     print(_row(f"    {SVM}", held_svm))
-    for fixed in (MAIN, SHIPPED):
+    for fixed in (MAIN, PREVIOUS, SHIPPED):
         if fixed.name in results:
             print(_row(fixed.name, results[fixed.name]))
             print(_row(f"    {SVM}", svms[fixed.name]))
@@ -541,6 +687,10 @@ def evaluate(
     if SHIPPED.name in results:
         print(_paired("shipped - no ratings", results[SHIPPED.name], plain))
         print(_paired("shipped - its LinearSVC", results[SHIPPED.name], svms[SHIPPED.name]))
+    if SHIPPED.name in results and PREVIOUS.name in results:
+        print(_paired("shipped - before", results[SHIPPED.name], results[PREVIOUS.name]))
+    if PREVIOUS.name in results:
+        print(_paired("held out - before", held, results[PREVIOUS.name]))
 
 
 CORPUS: dict[str, Corpus] = {}

@@ -256,3 +256,24 @@ def test_trust_follows_how_well_the_model_predicts_held_out_ratings() -> None:
     _, _, shares = learn.stack_models([clear, noise], DIM)
     assert shares[0] == pytest.approx(learn.model_weight(clear.ratings) * clear.trust)
     assert shares[1] == pytest.approx(learn.model_weight(noise.ratings) * noise.trust) and shares[1] < shares[0]
+
+
+def test_the_penalty_pulls_toward_the_prior_and_the_cache_centres_it_on_the_phrases() -> None:
+    rng = np.random.default_rng(9)
+    liked, disliked, prior = unit(rng, 3), unit(rng, 3), unit(rng, 1)[0]
+    # A strong penalty leaves the weights at its centre: 0 without a prior, the prior with one.
+    plain = learn.fit(liked, disliked, l2=1e6)
+    centred = learn.fit(liked, disliked, l2=1e6, prior=prior)
+    assert plain is not None and centred is not None
+    assert np.linalg.norm(plain.weights) < 1e-3
+    assert np.allclose(centred.weights, prior, atol=1e-3)
+    # The cache centres a reader's fit on PHRASE_PRIOR x their phrases' vector (and keys the model by it).
+    vectors = {f"arxiv:{i}": v for i, v in enumerate([*liked, *disliked])}
+    feedback = Feedback(liked=("arxiv:0", "arxiv:1", "arxiv:2"), disliked=("arxiv:3", "arxiv:4", "arxiv:5"))
+    got = learn.ModelCache().get("r", feedback, vectors, query=prior.reshape(1, -1))
+    q = prior.reshape(1, -1)
+    want = learn.fit(liked, disliked, seeds=q, folds=learn.FOLDS, prior=learn.PHRASE_PRIOR * prior)
+    assert got is not None and want is not None
+    assert np.allclose(got.weights, want.weights, atol=1e-5) and got.trust == want.trust
+    without = learn.fit(liked, disliked, seeds=q, folds=learn.FOLDS)
+    assert without is not None and float(prior @ got.weights) > float(prior @ without.weights)
