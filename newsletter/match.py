@@ -153,7 +153,7 @@ def sentence_tokens(text: str) -> list[list[str]]:
     parts = sentences(text)
     if not parts:
         return []
-    folded = _fold(_SENTENCE_BREAK.join(parts))
+    folded = _fold(_SENTENCE_BREAK.join(p.replace(_SENTENCE_BREAK, " ") for p in parts))  # a stray NUL is a space
     return [[_stem(w) for w in _WORD.findall(part) if w not in _STOP] for part in folded.split(_SENTENCE_BREAK)]
 
 
@@ -382,7 +382,7 @@ def _unit(v: npt.NDArray[np.float32]) -> Vector:
 
 
 _SENTENCE_BREAK = "\x00"
-"""Joins sentences for one pass of :func:`_fold`: not a word character, and no text has it."""
+"""Joins sentences for one pass of :func:`_fold`: not a word character (one inside a sentence becomes a space)."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 

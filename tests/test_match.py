@@ -532,7 +532,7 @@ def test_trending_is_the_most_upvoted_not_picked_nor_sent() -> None:
 def test_sentence_tokens_are_the_words_of_tokens_a_sentence_at_a_time() -> None:
     # The index keeps an abstract's words per sentence, to quote the closest one without a second pass.
     summaries = [d.summary for d in sources.parse("arxiv", "t", (SAMPLES / "arxiv_cs.rss").read_bytes())]
-    summaries += ["Large Language Models (LLMs) lead. We study GPUs! 3 results: naïve café.", ""]
+    summaries += ["Large Language Models (LLMs) lead. We study GPUs! 3 results: naïve café.", "", "A\x00B. C\x00"]
     for text in summaries:
         per_sentence = match.sentence_tokens(text)
         assert len(per_sentence) == len(match.sentences(text))
