@@ -24,6 +24,11 @@ class FileTooLarge(Exception):
         """Its size as ``stat`` saw it, or None if it grew past the cap while it was read."""
         self.limit = limit
 
+    @property
+    def size_said(self) -> str:
+        """Its size in words for an error message: ``"12,345 bytes"``, or ``"over 5,000 bytes"`` if unknown."""
+        return f"{self.size:,} bytes" if self.size is not None else f"over {self.limit:,} bytes"
+
 
 def read_regular(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
     """The bytes and ``fstat`` of *path*, a regular file of at most *limit* bytes.

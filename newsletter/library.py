@@ -131,8 +131,9 @@ def read_library(papers_from: Path, folder: Path) -> Library:
     except NotRegularFile as e:
         raise LibraryError(shown, None, "is not a regular file (a pipe, device or folder); export to a file") from e
     except FileTooLarge as e:
-        size = f"{e.size:,} bytes" if e.size is not None else f"over {MAX_BYTES:,} bytes"
-        raise LibraryError(shown, None, f"is {size}, over the {MAX_BYTES:,} byte cap: export fewer papers") from e
+        raise LibraryError(
+            shown, None, f"is {e.size_said}, over the {MAX_BYTES:,} byte cap: export fewer papers"
+        ) from e
     except FileNotFoundError as e:
         raise LibraryError(shown, None, "no such file; check papers_from in the profile (relative to it)") from e
     except OSError as e:

@@ -497,10 +497,10 @@ class Index:
         title = sparse.csr_matrix((np.ones(len(t_rows)), (t_rows, t_cols)), shape=(n, v))
         body = sparse.csr_matrix((np.ones(len(b_rows)), (b_rows, b_cols)), shape=(n, v))
         title.sum_duplicates()
+        body.sum_duplicates()
         self._body_ids = np.array(b_cols, dtype=np.int64)
         """The abstracts' term ids in text order (each row's words, then its word pairs), for quoting."""
         self._body_starts = np.concatenate(([0], np.cumsum(b_len.astype(np.int64))))
-        body.sum_duplicates()
         self._title_terms = title
         self._body_terms = body
         present = ((title + body) > 0).astype(np.float64).tocsr()

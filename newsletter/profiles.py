@@ -391,8 +391,7 @@ def read_profile_text(path: Path, folder: Path | None = None) -> tuple[str, date
         why = "is not a regular file (a pipe, device or folder); replace it with a file"
         raise ProfileError(path, None, why) from e
     except FileTooLarge as e:
-        size = f"{e.size:,} bytes" if e.size is not None else f"over {MAX_FILE_BYTES:,} bytes"
-        why = f"is {size}; a profile may be at most {MAX_FILE_BYTES:,} bytes: shorten it"
+        why = f"is {e.size_said}; a profile may be at most {MAX_FILE_BYTES:,} bytes: shorten it"
         raise ProfileError(path, None, why) from e
     except OSError as e:
         raise ProfileError(path, None, f"cannot read the file ({e.strerror or e}); check its permissions") from e
