@@ -31,10 +31,13 @@ def test_eval_ranking_tiny_run_prints_both_dev_sets() -> None:
 def test_specific_judgments_cover_fixture_papers_and_name_the_typed_phrases() -> None:
     ids = {e.id for e in eval_ranking.load_entries()}
     interests = eval_ranking.load_specific()
-    assert len(interests) == 13
+    assert len(interests) == 23
     for it in interests:
         assert it.relevant <= ids and it.relevant
         assert 2 <= len(it.keywords[0]) <= 3
+    # The fresh interests were judged after the constants were chosen: a named subset, not new names.
+    fresh = eval_ranking.fresh_interests()
+    assert len(fresh) == 10 and fresh < {it.name for it in interests}
 
 
 def test_judged_relevance_covers_every_fixture_paper_and_listing() -> None:
