@@ -19,8 +19,9 @@ def test_eval_ranking_tiny_run_prints_both_dev_sets() -> None:
     assert set(tables) == {"specific keywords", "specific seeds", "broad keywords", "broad seeds"}
     assert "specific interests (judged_specific.json)" in text and "broad listing topics" in text
     assert "LinearSVC, seeds vs the rest" in text and "TF-IDF cosine" in text and "vs the best baseline" in text
-    assert len(tables["specific keywords"].rows["newsletter lexical (BM25F + phrases)"]) == 13  # one per interest
-    assert len(tables["specific seeds"].listings) == 11  # interests with at least 8 judged papers, one draw each
+    assert len(tables["specific keywords"].rows["newsletter lexical (BM25F + phrases)"]) == 23  # one per interest
+    assert "(the 10 fresh interests)" in text  # the interests judged after the constants were chosen, apart
+    assert len(tables["specific seeds"].listings) == 16  # interests with at least 8 judged papers, one draw each
     for table in tables.values():
         for method, values in table.rows.items():
             assert all(0.0 <= v <= 1.0 for v in values), method
