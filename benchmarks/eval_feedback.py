@@ -592,6 +592,13 @@ EXTRA = (
 lexical features too (better, but the product's models are on the embeddings only: see the README), and two
 ceilings: how far these features can go when the reader rates every paper of each day, not only the top 20."""
 
+FIXED_SHARES = [
+    Learner(f"shipped model, fixed share {w:g}", profile_positives=True, prior=learn.PHRASE_PRIOR, half=0, cap=w)
+    for w in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
+]
+"""``--shares``: the shipped model blended at fixed shares (``half=0``: the cap is the share; no trust), and the
+bound any per-reader choice of the share could reach: the best of them for each reader on the test day."""
+
 
 def _cell(v: Sequence[float]) -> str:
     se = statistics.stdev(v) / math.sqrt(len(v)) if len(v) > 1 else 0.0
@@ -617,12 +624,15 @@ def evaluate(
     base_factory: Callable[[Sequence[Entry]], BaseRanker],
     only: str = "",
     fresh: bool = False,
+    shares: bool = False,
 ) -> None:
     entries = load_entries()
     corpus = CORPUS.get("c") or CORPUS.setdefault("c", build_corpus(entries))
     base = base_factory(corpus.entries)
     picked = set(only.split(";")) if only else set()
     learners = [h for h in (*EXTRA, *LEARNERS) if not only or h.name in picked or h is EXTRA[0]]
+    if shares:
+        learners += FIXED_SHARES
     systems = {h.name: System(base, h) for h in learners}
     results: dict[str, list[list[float]]] = {}
     svms: dict[str, list[list[float]]] = {}
@@ -667,6 +677,10 @@ def evaluate(
         print(_row(name, rows_))
         if svms[name] and svms[name][0]:
             print(_row(f"    {SVM}", svms[name]))
+    if shares:
+        # An upper bound, not a learner: each reader's best fixed share chosen on the test day itself.
+        best = [[max(results[h.name][i][k] for h in FIXED_SHARES) for k in range(DAYS)] for i in range(len(plain))]
+        print(_row("bound: the best fixed share per reader, chosen on the test day", best))
     for h in learners:
         if h.learns and h.use_base:
             print(f"{h.name}")
@@ -725,6 +739,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--fresh", action="store_true", help=f"only the interests with {FRESH_MIN}..{MIN_RELEVANT - 1} relevant papers"
     )
+    parser.add_argument(
+        "--shares", action="store_true", help="also fixed blend shares and the bound of choosing one per reader"
+    )
     args = parser.parse_args(argv)
     factory = BASES.get(args.base)
     if factory is None:
@@ -736,7 +753,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     for which in ("specific", "broad") if args.set == "both" else (args.set,):
         for kind in ("keyword", "seed") if args.kind == "both" else (args.kind,):
-            evaluate(which, kind, args.draws, factory, args.only, args.fresh)
+            evaluate(which, kind, args.draws, factory, args.only, args.fresh, args.shares)
 
 
 if __name__ == "__main__":
