@@ -81,7 +81,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -563,29 +563,11 @@ LEARNERS = (
 the other half of the interests."""
 EXTRA = (
     Learner("profile, no ratings", learns=False),
-    Learner(
-        "model alone (shipped model)",
-        profile_positives=True,
-        folds=learn.FOLDS,
-        prior=learn.PHRASE_PRIOR,
-        use_base=False,
-    ),
-    Learner(
-        "shipped + calibrate (21 ratings a day)",
-        profile_positives=True,
-        folds=learn.FOLDS,
-        prior=learn.PHRASE_PRIOR,
-        calibrate=True,
-    ),
+    replace(SHIPPED, name="model alone (shipped model)", use_base=False),
+    replace(SHIPPED, name="shipped + calibrate (21 ratings a day)", calibrate=True),
     Learner("not shipped: + lexical features (TF-IDF)", profile_positives=True, features="mixed"),
     Learner("not shipped: + lexical features, x trust", profile_positives=True, features="mixed", folds=learn.FOLDS),
-    Learner(
-        "ceiling: shipped, every paper of a day rated",
-        profile_positives=True,
-        folds=learn.FOLDS,
-        prior=learn.PHRASE_PRIOR,
-        rate_all=True,
-    ),
+    replace(SHIPPED, name="ceiling: shipped, every paper of a day rated", rate_all=True),
     Learner("ceiling: model alone, every paper rated", profile_positives=True, use_base=False, rate_all=True),
 )
 """Shown for comparison, never chosen: the baseline, the model alone, the calibrate variant, a model with
