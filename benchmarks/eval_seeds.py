@@ -58,7 +58,13 @@ the baselines of ``eval_ranking.py`` from the same run.  ``--draws 10`` adds
 five new seed sets per interest (140 profiles): a check that a gain is not
 one of the first five draws.
 
-Measured 2026-12-02 (held out, specific / broad; the paired difference from
+Re-run on the 23 specific interests (16 with seed draws, 19 folds pooled;
+2026-12-02): at 5 draws self-rlsc looked like a gain (0.684 +-0.025, +0.034
++-0.009 over shipped, one grid point in every fold; broad 0.820), pu and
+rlsc +0.017 and +0.016; at 10 draws self-rlsc is +0.004 +-0.006 (broad
+-0.012) and rlsc +0.000 +-0.006: the 5-draw gain was draw noise again.
+
+First measured on 11 interests, 2026-12-02 (held out, specific / broad; the paired difference from
 the shipped ranking +- its standard error; 5 draws, 70 profiles, then 10
 draws, 140 profiles; the pu family was not re-run at 10 draws, its logistic
 regressions take 20 minutes on a busy box):
