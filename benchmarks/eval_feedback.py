@@ -542,21 +542,16 @@ LEARNERS = (
     Learner("shipped, L2 0.3 centred on 3 x phrases", profile_positives=True, folds=learn.FOLDS, prior=3.0, l2=0.3),
     Learner("stacked, prior base weight 1", profile_positives=True, folds=learn.FOLDS, stack=1.0, stack_offset=1.0),
     Learner("stacked, prior base weight 3", profile_positives=True, folds=learn.FOLDS, stack=1.0, stack_offset=3.0),
-    Learner(
-        "stacked, prior 1, + profile as liked",
-        profile_positives=True,
-        folds=learn.FOLDS,
-        stack=1.0,
-        stack_offset=1.0,
-        stack_profile=True,
-    ),
-    Learner(
-        "stacked, prior 3, + profile as liked",
-        profile_positives=True,
-        folds=learn.FOLDS,
-        stack=1.0,
-        stack_offset=3.0,
-        stack_profile=True,
+    *(
+        Learner(
+            f"stacked, prior {offset:g}, + profile as liked",
+            profile_positives=True,
+            folds=learn.FOLDS,
+            stack=1.0,
+            stack_offset=offset,
+            stack_profile=True,
+        )
+        for offset in (1.0, 3.0)
     ),
 )
 """The candidates the product could run (the embeddings only): the held-out figures choose among all of them on

@@ -102,3 +102,16 @@ def test_eval_variants_reproduces_the_shipped_fusion() -> None:
             assert eval_variants.p_at_r(eval_variants.keywords(d, case, **shipped), case.rel) == pytest.approx(
                 eval_ranking.p_at_r(ours, set(interest.relevant))
             )
+
+
+@pytest.mark.slow
+def test_eval_ranking_ceiling_prints_classifiers_trained_on_the_judgments() -> None:
+    pytest.importorskip("sklearn", reason="the evaluation needs the bench extra (scikit-learn)")
+    lines: list[str] = []
+    tables = eval_ranking.main(["--draws", "1", "--no-semantic", "--ceiling"], out=lines.append)
+    table = tables["specific ceiling"]
+    assert any(line.startswith("ceiling: classifiers on 80% of the judgments") for line in lines)
+    (row,) = table.rows  # without the semantic model: the TF-IDF LinearSVC alone
+    assert row.startswith("LinearSVC TF-IDF, 80%, C=")
+    assert len(table.rows[row]) == 22  # the interests with at least five relevant papers
+    assert 0.5 < table.mean(row) < 1.0
